@@ -1,0 +1,371 @@
+//! The main benchmark: how close each kernel gets to this machine's memory bandwidth.
+//!
+//! ```text
+//! cargo run --release --example throughput                 # default set, about a minute
+//! cargo run --release --example throughput -- --quick     # CI smoke run
+//! cargo run --release --example throughput -- --kernels softmax,logsumexp \
+//!     --shapes 4096x32000,1x16777216 --dtypes f32 --threads 1,2 --isa scalar
+//! ```
+//!
+//! It measures the streaming bandwidth itself first (read-only, copy, in-place read-modify-write,
+//! on buffers far larger than the caches), then for each kernel, shape, element type and thread
+//! count prints the best-of-N time, the bandwidth of the kernel's minimal traffic (read the input
+//! once; write the output once where there is one), that as a percentage of the matching
+//! measured limit, and the speedup over a plain three-pass Rust softmax with `f32::exp` /
+//! `f64::exp` (max pass, exp-and-sum pass, scale pass) run in the same process.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use xent::{Element, IsaPath};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kernel {
+    Max,
+    Exp,
+    LogSumExp,
+    Softmax,
+    SoftmaxInplace,
+    LogSoftmax,
+    /// The plain three-pass softmax the table compares against.
+    Plain,
+}
+
+impl Kernel {
+    const ALL: [Kernel; 7] = [
+        Kernel::Max,
+        Kernel::Exp,
+        Kernel::LogSumExp,
+        Kernel::Softmax,
+        Kernel::SoftmaxInplace,
+        Kernel::LogSoftmax,
+        Kernel::Plain,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            Kernel::Max => "max",
+            Kernel::Exp => "exp",
+            Kernel::LogSumExp => "logsumexp",
+            Kernel::Softmax => "softmax",
+            Kernel::SoftmaxInplace => "softmax_inplace",
+            Kernel::LogSoftmax => "log_softmax",
+            Kernel::Plain => "plain3pass",
+        }
+    }
+    /// Which measured bandwidth bounds this kernel.
+    fn traffic(self) -> Traffic {
+        match self {
+            Kernel::Max | Kernel::LogSumExp => Traffic::Read,
+            Kernel::SoftmaxInplace => Traffic::ReadModifyWrite,
+            _ => Traffic::Copy,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Traffic {
+    Read,
+    Copy,
+    ReadModifyWrite,
+}
+
+struct Options {
+    kernels: Vec<Kernel>,
+    shapes: Vec<(usize, usize)>,
+    dtypes: Vec<String>,
+    threads: Vec<usize>,
+    isa: Option<IsaPath>,
+    min_time: Duration,
+    quick: bool,
+}
+
+fn parse_args() -> Options {
+    let mut o = Options {
+        kernels: Kernel::ALL.to_vec(),
+        shapes: vec![(4096, 32000), (1048576, 20), (1, 16777216)],
+        dtypes: vec!["f32".into(), "f64".into()],
+        threads: vec![1, 2],
+        isa: None,
+        min_time: Duration::from_millis(300),
+        quick: false,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let val = || args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--quick" => {
+                o.quick = true;
+                o.shapes = vec![(256, 4096), (1, 1 << 20)];
+                o.min_time = Duration::from_millis(20);
+            }
+            "--kernels" => {
+                o.kernels = val()
+                    .split(',')
+                    .map(|k| {
+                        *Kernel::ALL
+                            .iter()
+                            .find(|c| c.name() == k)
+                            .unwrap_or_else(|| panic!("unknown kernel {k}"))
+                    })
+                    .collect();
+                i += 1;
+            }
+            "--shapes" => {
+                o.shapes = val()
+                    .split(',')
+                    .map(|s| {
+                        let (r, c) = s.split_once('x').expect("shape is ROWSxCOLS");
+                        (r.parse().unwrap(), c.parse().unwrap())
+                    })
+                    .collect();
+                i += 1;
+            }
+            "--dtypes" => {
+                o.dtypes = val().split(',').map(String::from).collect();
+                i += 1;
+            }
+            "--threads" => {
+                o.threads = val().split(',').map(|t| t.parse().unwrap()).collect();
+                i += 1;
+            }
+            "--isa" => {
+                let v = val();
+                o.isa = Some(
+                    *IsaPath::ALL
+                        .iter()
+                        .find(|p| p.name() == v)
+                        .unwrap_or_else(|| panic!("unknown isa {v}")),
+                );
+                i += 1;
+            }
+            "--min-ms" => {
+                o.min_time = Duration::from_millis(val().parse().unwrap());
+                i += 1;
+            }
+            other => {
+                panic!("unknown argument {other} (see the doc comment of examples/throughput.rs)")
+            }
+        }
+        i += 1;
+    }
+    o
+}
+
+/// Best time of repeated runs, running for at least `min_time` (and at least 3 times).
+fn best_time(min_time: Duration, mut f: impl FnMut()) -> Duration {
+    f(); // warm up (page faults, caches, thread pool)
+    let start = Instant::now();
+    let mut best = Duration::MAX;
+    let mut runs = 0;
+    while runs < 3 || start.elapsed() < min_time {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed());
+        runs += 1;
+    }
+    best
+}
+
+struct Bandwidth {
+    read: f64,
+    copy: f64,
+    rmw: f64,
+}
+
+impl Bandwidth {
+    fn limit(&self, t: Traffic) -> f64 {
+        match t {
+            Traffic::Read => self.read,
+            Traffic::Copy => self.copy,
+            Traffic::ReadModifyWrite => self.rmw,
+        }
+    }
+}
+
+/// Streaming bandwidth in GB/s (bytes read + bytes written per second), on 512 MiB buffers.
+fn measure_bandwidth(bytes: usize, min_time: Duration) -> Bandwidth {
+    let n = bytes / 8;
+    let src: Vec<u64> = (0..n as u64).collect();
+    let mut dst = vec![0u64; n];
+    let chunk = 1 << 16;
+    let read = best_time(min_time, || {
+        let s: u64 = src
+            .par_chunks(chunk)
+            .map(|c| c.iter().fold(0u64, |a, &b| a ^ b))
+            .reduce(|| 0, |a, b| a ^ b);
+        black_box(s);
+    });
+    let copy = best_time(min_time, || {
+        dst.par_chunks_mut(chunk)
+            .zip(src.par_chunks(chunk))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+    });
+    let rmw = best_time(min_time, || {
+        dst.par_chunks_mut(chunk)
+            .for_each(|d| d.iter_mut().for_each(|v| *v = v.wrapping_add(1)));
+    });
+    let gb = bytes as f64 / 1e9;
+    Bandwidth {
+        read: gb / read.as_secs_f64(),
+        copy: 2.0 * gb / copy.as_secs_f64(),
+        rmw: 2.0 * gb / rmw.as_secs_f64(),
+    }
+}
+
+/// The baseline: max pass, exp-and-sum pass (stores the exponentials), scale pass, per row.
+trait PlainFloat: Element + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> {
+    fn exp_(self) -> Self;
+    fn max_(self, b: Self) -> Self;
+}
+impl PlainFloat for f32 {
+    fn exp_(self) -> Self {
+        self.exp()
+    }
+    fn max_(self, b: Self) -> Self {
+        self.max(b)
+    }
+}
+impl PlainFloat for f64 {
+    fn exp_(self) -> Self {
+        self.exp()
+    }
+    fn max_(self, b: Self) -> Self {
+        self.max(b)
+    }
+}
+
+fn plain_softmax_rows<E: PlainFloat>(x: &[E], cols: usize, out: &mut [E]) {
+    let per_task = (65536 / (cols * std::mem::size_of::<E>())).max(1) * cols;
+    x.par_chunks(per_task)
+        .zip(out.par_chunks_mut(per_task))
+        .for_each(|(x, out)| {
+            for (row, o) in x.chunks(cols).zip(out.chunks_mut(cols)) {
+                let m = row
+                    .iter()
+                    .copied()
+                    .fold(E::from_f64(f64::NEG_INFINITY), E::max_);
+                let mut s = 0f64;
+                for (o, &v) in o.iter_mut().zip(row) {
+                    *o = (v - m).exp_();
+                    s += o.to_f64();
+                }
+                let inv = E::from_f64(1.0 / s);
+                o.iter_mut().for_each(|v| *v = *v * inv);
+            }
+        });
+}
+
+fn run_kernel<E: PlainFloat>(k: Kernel, x: &[E], cols: usize, out: &mut [E], lse: &mut [E]) {
+    match k {
+        Kernel::Max => {
+            black_box(xent::max(x));
+        }
+        Kernel::Exp => xent::exp(x, out).unwrap(),
+        Kernel::LogSumExp => xent::logsumexp_rows(x, cols, lse).unwrap(),
+        Kernel::Softmax => xent::softmax_rows(x, cols, out).unwrap(),
+        Kernel::SoftmaxInplace => xent::softmax_rows_inplace(out, cols).unwrap(),
+        Kernel::LogSoftmax => xent::log_softmax_rows(x, cols, out).unwrap(),
+        Kernel::Plain => plain_softmax_rows(x, cols, out),
+    }
+}
+
+fn bench_dtype<E: PlainFloat>(o: &Options, bw: &[(usize, Bandwidth)], path: IsaPath) {
+    for &(rows, cols) in &o.shapes {
+        let n = rows * cols;
+        let mut seed = 0x1234_5678u64;
+        let x: Vec<E> = (0..n)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                E::from_f64(((seed >> 40) as f64 / (1u64 << 24) as f64 - 0.5) * 16.0)
+            })
+            .collect();
+        let mut out = x.clone();
+        let mut lse = vec![E::from_f64(0.0); rows];
+        let bytes = (n * std::mem::size_of::<E>()) as f64;
+        for &(threads, ref bw) in bw {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut plain_ms = None;
+            let mut lines = Vec::new();
+            // The baseline runs first so every kernel line can quote the speedup over it.
+            let mut order = o.kernels.clone();
+            order.sort_by_key(|k| *k != Kernel::Plain);
+            for &k in &order {
+                let t = pool.install(|| {
+                    let _g = xent::force_isa(path).unwrap();
+                    best_time(o.min_time, || {
+                        // softmax_inplace runs on `out`, which holds the previous run's
+                        // output: the same traffic as on fresh logits.
+                        run_kernel(k, &x, cols, &mut out, &mut lse)
+                    })
+                });
+                let ms = t.as_secs_f64() * 1e3;
+                if k == Kernel::Plain {
+                    plain_ms = Some(ms);
+                }
+                let traffic = match k.traffic() {
+                    Traffic::Read => bytes,
+                    _ => 2.0 * bytes,
+                };
+                let gbs = traffic / t.as_secs_f64() / 1e9;
+                let pct = 100.0 * gbs / bw.limit(k.traffic());
+                let speedup = plain_ms.map_or("-".into(), |p| format!("{:.2}x", p / ms));
+                lines.push(format!(
+                    "{:<16} {:>4} {:>12} {:>2} {:>10.3} {:>8.1} {:>6.0}% {:>9}",
+                    k.name(),
+                    E::NAME,
+                    format!("{rows}x{cols}"),
+                    threads,
+                    ms,
+                    gbs,
+                    pct,
+                    speedup
+                ));
+            }
+            for l in lines {
+                println!("{l}");
+            }
+        }
+    }
+}
+
+fn main() {
+    let o = parse_args();
+    let path = o.isa.unwrap_or_else(xent::isa);
+    println!(
+        "xent throughput: isa {path} (detected {}), rayon threads {:?}",
+        xent::isa(),
+        o.threads
+    );
+    let bw_bytes = if o.quick { 64 << 20 } else { 512 << 20 };
+    let bw: Vec<(usize, Bandwidth)> = o
+        .threads
+        .iter()
+        .map(|&t| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+            let b = pool.install(|| measure_bandwidth(bw_bytes, o.min_time));
+            println!(
+                "bandwidth, {t} thread(s): read {:.1} GB/s, copy {:.1} GB/s, read-modify-write {:.1} GB/s",
+                b.read, b.copy, b.rmw
+            );
+            (t, b)
+        })
+        .collect();
+    println!(
+        "{:<16} {:>4} {:>12} {:>2} {:>10} {:>8} {:>7} {:>9}",
+        "kernel", "type", "shape", "th", "ms", "GB/s", "%limit", "vs plain"
+    );
+    for d in &o.dtypes {
+        match d.as_str() {
+            "f32" => bench_dtype::<f32>(&o, &bw, path),
+            "f64" => bench_dtype::<f64>(&o, &bw, path),
+            other => panic!("unknown dtype {other}"),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The element types the kernels accept, and how each is loaded into and stored from vectors.
+//!
+//! An element type names its compute precision ([`Element::Real`]: f32 for f32, and for the
+//! half-precision types a later release adds; f64 for f64) and converts vectors of itself to and
+//! from that precision. The kernels are written once against this trait, so a new storage type
+//! only has to say how it loads and stores.
+
+use crate::simd::{FloatVec, Isa, Real};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// The vector of `E`'s compute precision under instruction set `S`.
+pub(crate) type VecOf<S, E> = <<E as Element>::Real as Real>::Vec<S>;
+
+/// A floating-point element type xent computes on: `f32` or `f64`.
+///
+/// Sealed: the kernels' accuracy proofs depend on each type's exact conversion rules.
+pub trait Element:
+    sealed::Sealed + Copy + Send + Sync + PartialEq + core::fmt::Debug + 'static
+{
+    /// The precision arithmetic is done in.
+    #[doc(hidden)]
+    type Real: Real;
+
+    /// A short name (`"f32"`).
+    const NAME: &'static str;
+
+    /// Converts to the compute precision (exact).
+    #[doc(hidden)]
+    fn to_real(self) -> Self::Real;
+
+    /// Rounds from the compute precision (once, to nearest even).
+    #[doc(hidden)]
+    fn from_real(x: Self::Real) -> Self;
+
+    /// Converts to f64 (exact for every element type).
+    fn to_f64(self) -> f64;
+
+    /// Rounds from f64 to nearest even.
+    fn from_f64(x: f64) -> Self;
+
+    /// Loads `LANES` elements.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading `VecOf::<S, Self>::LANES` elements.
+    #[doc(hidden)]
+    unsafe fn load<S: Isa>(isa: S, ptr: *const Self) -> VecOf<S, Self>;
+
+    /// Stores `LANES` elements.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `VecOf::<S, Self>::LANES` elements.
+    #[doc(hidden)]
+    unsafe fn store<S: Isa>(v: VecOf<S, Self>, ptr: *mut Self);
+}
+
+macro_rules! native_element {
+    ($t:ty, $vec:ident) => {
+        impl Element for $t {
+            type Real = $t;
+            const NAME: &'static str = stringify!($t);
+
+            #[inline(always)]
+            fn to_real(self) -> $t {
+                self
+            }
+            #[inline(always)]
+            fn from_real(x: $t) -> Self {
+                x
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            unsafe fn load<S: Isa>(isa: S, ptr: *const Self) -> S::$vec {
+                // SAFETY: forwarded from the caller.
+                unsafe { <S::$vec as FloatVec>::load(isa, ptr) }
+            }
+            #[inline(always)]
+            unsafe fn store<S: Isa>(v: S::$vec, ptr: *mut Self) {
+                // SAFETY: forwarded from the caller.
+                unsafe { v.store(ptr) }
+            }
+        }
+    };
+}
+
+native_element!(f32, F32);
+native_element!(f64, F64);
+
+/// Loads the `src.len()` (< LANES) trailing elements into a vector, the other lanes set to `pad`.
+#[inline(always)]
+pub(crate) fn load_tail<S: Isa, E: Element>(isa: S, src: &[E], pad: E::Real) -> VecOf<S, E> {
+    let mut buf = [pad; crate::simd::MAX_LANES];
+    for (b, &s) in buf.iter_mut().zip(src) {
+        *b = s.to_real();
+    }
+    // SAFETY: `buf` holds MAX_LANES >= LANES values.
+    unsafe { <VecOf<S, E> as FloatVec>::load(isa, buf.as_ptr()) }
+}
+
+/// Stores the first `dst.len()` (< LANES) lanes of `v`.
+#[inline(always)]
+pub(crate) fn store_tail<S: Isa, E: Element>(v: VecOf<S, E>, dst: &mut [E]) {
+    let mut buf = [<E::Real as Real>::ZERO; crate::simd::MAX_LANES];
+    // SAFETY: `buf` holds MAX_LANES >= LANES values.
+    unsafe { v.store(buf.as_mut_ptr()) };
+    for (d, &b) in dst.iter_mut().zip(&buf) {
+        *d = E::from_real(b);
+    }
+}

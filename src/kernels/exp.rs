@@ -1,0 +1,23 @@
+//! Element-wise e^x over a slice (one read, one write), with the full-range vector exponential.
+
+use super::row::{map_vectors, VecMap};
+use crate::element::Element;
+use crate::simd::exp::exp;
+use crate::simd::{FloatVec, Isa, Real};
+
+/// # Safety
+/// `src` valid for reading and `dst` for writing `n` elements; equal or non-overlapping.
+#[inline(always)]
+pub(crate) unsafe fn exp_slice<S: Isa, E: Element>(isa: S, src: *const E, dst: *mut E, n: usize) {
+    // SAFETY: forwarded.
+    unsafe { map_vectors(isa, src, dst, n, <E::Real as Real>::ZERO, Exp(isa)) }
+}
+
+struct Exp<S>(S);
+
+impl<V: FloatVec> VecMap<V> for Exp<V::Isa> {
+    #[inline(always)]
+    fn apply(&self, v: V) -> V {
+        exp(self.0, v)
+    }
+}

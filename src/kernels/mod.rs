@@ -1,0 +1,333 @@
+//! The kernels, each written once over an element type and an instruction set, and the drivers
+//! that run them over rows and threads.
+
+pub(crate) mod exp;
+pub(crate) mod reduce;
+pub(crate) mod row;
+
+use crate::element::Element;
+use crate::parallel::{self, SendPtr};
+use crate::simd::{dispatch, IsaPath, Kernel, Real};
+use row::{RowCase, Scale, Stats, SEGMENT};
+
+/// Which row operation a driver runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RowOp {
+    LogSumExp,
+    Softmax,
+    LogSoftmax,
+}
+
+/// A group of whole rows, run on one thread.
+struct RowsTask<E: Element> {
+    op: RowOp,
+    src: *const E,
+    /// Row outputs (softmax / log-softmax); unused for log-sum-exp.
+    dst: *mut E,
+    /// One output per row (log-sum-exp); unused otherwise.
+    lse: *mut E,
+    rows: usize,
+    cols: usize,
+    sc: Scale<E::Real>,
+}
+
+impl<E: Element> Kernel for RowsTask<E> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: crate::simd::Isa>(self, isa: S) {
+        let cols = self.cols;
+        let store = cols <= row::store_limit::<E>();
+        for r in 0..self.rows {
+            let src = self.src.wrapping_add(r * cols);
+            let dst = self.dst.wrapping_add(r * cols);
+            // SAFETY: the driver guarantees `src` is valid for rows * cols elements, `dst` (for
+            // the softmax ops) likewise and equal to or disjoint from `src`, and `lse` valid
+            // for `rows` outputs (log-sum-exp).
+            unsafe {
+                if self.op == RowOp::Softmax && store {
+                    row::softmax_row_stored(isa, src, dst, cols, &self.sc);
+                    continue;
+                }
+                let st = row::row_stats(isa, core::slice::from_raw_parts(src, cols), &self.sc);
+                finish_row(
+                    isa,
+                    self.op,
+                    src,
+                    dst,
+                    self.lse.wrapping_add(r),
+                    cols,
+                    st,
+                    &self.sc,
+                );
+            }
+        }
+    }
+}
+
+/// Writes a row's outputs from its statistics.
+///
+/// # Safety
+/// As `RowsTask`, for one row.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn finish_row<S: crate::simd::Isa, E: Element>(
+    isa: S,
+    op: RowOp,
+    src: *const E,
+    dst: *mut E,
+    lse: *mut E,
+    cols: usize,
+    st: Stats,
+    sc: &Scale<E::Real>,
+) {
+    // SAFETY: forwarded.
+    unsafe {
+        match op {
+            RowOp::LogSumExp => *lse = E::from_f64(st.logsumexp(sc.inv_f64)),
+            RowOp::Softmax | RowOp::LogSoftmax => {
+                let log = op == RowOp::LogSoftmax;
+                match row::row_case(st) {
+                    RowCase::Regular => row::write_regular(isa, src, dst, cols, st, sc, log),
+                    case => row::write_special_row(src, dst, cols, case, st, log),
+                }
+            }
+        }
+    }
+}
+
+/// Statistics of one segment of a huge row.
+struct SegmentStats<E: Element> {
+    src: *const E,
+    n: usize,
+    sc: Scale<E::Real>,
+}
+
+impl<E: Element> Kernel for SegmentStats<E> {
+    type Output = Stats;
+    #[inline(always)]
+    fn run<S: crate::simd::Isa>(self, isa: S) -> Stats {
+        // SAFETY: the driver passes a valid segment.
+        row::segment_stats(
+            isa,
+            unsafe { core::slice::from_raw_parts(self.src, self.n) },
+            &self.sc,
+        )
+    }
+}
+
+/// The output pass over one segment of a huge regular row.
+struct SegmentWrite<E: Element> {
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    st: Stats,
+    sc: Scale<E::Real>,
+    log: bool,
+}
+
+impl<E: Element> Kernel for SegmentWrite<E> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: crate::simd::Isa>(self, isa: S) {
+        // SAFETY: the driver passes a valid segment of src and the matching one of dst.
+        unsafe { row::write_regular(isa, self.src, self.dst, self.n, self.st, &self.sc, self.log) }
+    }
+}
+
+/// Runs a row operation over `rows` rows of `cols` elements.
+///
+/// # Safety
+/// `src` is valid for reading `rows * cols` elements. For softmax / log-softmax, `dst` is valid
+/// for writing `rows * cols` elements and is either `src` or disjoint from it; for log-sum-exp,
+/// `lse` is valid for writing `rows` elements. No other thread accesses these buffers.
+pub(crate) unsafe fn run_rows<E: Element>(
+    path: IsaPath,
+    op: RowOp,
+    src: *const E,
+    dst: *mut E,
+    lse: *mut E,
+    rows: usize,
+    cols: usize,
+    sc: Scale<E::Real>,
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let threads = parallel::threads();
+    if threads > 1 && cols >= 2 * SEGMENT && rows < 2 * threads {
+        for r in 0..rows {
+            // SAFETY: row r lies inside the buffers described above.
+            unsafe {
+                huge_row(
+                    path,
+                    op,
+                    src.wrapping_add(r * cols),
+                    dst.wrapping_add(r * cols),
+                    lse.wrapping_add(r),
+                    cols,
+                    sc,
+                )
+            };
+        }
+        return;
+    }
+    let per_task = parallel::rows_per_task(cols, core::mem::size_of::<E>());
+    let tasks = rows.div_ceil(per_task);
+    let (src, dst, lse) = (SendPtr(src as *mut E), SendPtr(dst), SendPtr(lse));
+    parallel::for_each_index(tasks, |t| {
+        let first = t * per_task;
+        let n = per_task.min(rows - first);
+        // Each task owns rows first..first + n: disjoint parts of dst and lse.
+        let task = RowsTask {
+            op,
+            src: src.get().wrapping_add(first * cols),
+            dst: dst.get().wrapping_add(first * cols),
+            lse: lse.get().wrapping_add(first),
+            rows: n,
+            cols,
+            sc,
+        };
+        dispatch(path, task);
+    });
+}
+
+/// One row split into segments across threads.
+///
+/// # Safety
+/// As [`run_rows`] for a single row.
+unsafe fn huge_row<E: Element>(
+    path: IsaPath,
+    op: RowOp,
+    src: *const E,
+    dst: *mut E,
+    lse: *mut E,
+    cols: usize,
+    sc: Scale<E::Real>,
+) {
+    let segments = cols.div_ceil(SEGMENT);
+    let seg = |s: usize| (s * SEGMENT, SEGMENT.min(cols - s * SEGMENT));
+    let (srcp, dstp) = (SendPtr(src as *mut E), SendPtr(dst));
+    let parts = parallel::map_indices(segments, |s| {
+        let (start, n) = seg(s);
+        dispatch(
+            path,
+            SegmentStats {
+                src: srcp.get().wrapping_add(start),
+                n,
+                sc,
+            },
+        )
+    });
+    let st = parts
+        .into_iter()
+        .fold(Stats::EMPTY, |acc, p| acc.merge(p, sc.tau));
+    let log = op == RowOp::LogSoftmax;
+    match (op, row::row_case(st)) {
+        // SAFETY: lse is valid for one write.
+        (RowOp::LogSumExp, _) => unsafe { *lse = E::from_f64(st.logsumexp(sc.inv_f64)) },
+        (_, RowCase::Regular) => parallel::for_each_index(segments, |s| {
+            let (start, n) = seg(s);
+            // Segments are disjoint parts of the row.
+            dispatch(
+                path,
+                SegmentWrite {
+                    src: srcp.get().wrapping_add(start),
+                    dst: dstp.get().wrapping_add(start),
+                    n,
+                    st,
+                    sc,
+                    log,
+                },
+            )
+        }),
+        // SAFETY: forwarded.
+        (_, case) => unsafe { row::write_special_row(src, dst, cols, case, st, log) },
+    }
+}
+
+/// Element-wise e^x over a chunk.
+struct ExpTask<E> {
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+}
+
+impl<E: Element> Kernel for ExpTask<E> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: crate::simd::Isa>(self, isa: S) {
+        // SAFETY: the driver passes a valid chunk.
+        unsafe { exp::exp_slice(isa, self.src, self.dst, self.n) }
+    }
+}
+
+/// e^x for `n` elements.
+///
+/// # Safety
+/// `src` valid for reading and `dst` for writing `n` elements; equal or disjoint.
+pub(crate) unsafe fn run_exp<E: Element>(path: IsaPath, src: *const E, dst: *mut E, n: usize) {
+    let chunk = parallel::TASK_BYTES / core::mem::size_of::<E>();
+    let (srcp, dstp) = (SendPtr(src as *mut E), SendPtr(dst));
+    parallel::for_each_index(n.div_ceil(chunk), |c| {
+        let start = c * chunk;
+        // Chunks are disjoint.
+        dispatch(
+            path,
+            ExpTask {
+                src: srcp.get().wrapping_add(start),
+                dst: dstp.get().wrapping_add(start),
+                n: chunk.min(n - start),
+            },
+        )
+    });
+}
+
+/// (maximum ignoring NaN, any NaN) of a chunk.
+struct MaxTask<'a, E> {
+    x: &'a [E],
+}
+
+impl<E: Element> Kernel for MaxTask<'_, E> {
+    type Output = (E::Real, bool);
+    #[inline(always)]
+    fn run<S: crate::simd::Isa>(self, isa: S) -> (E::Real, bool) {
+        reduce::max_scan::<S, E, true>(isa, self.x)
+    }
+}
+
+struct FirstIndexTask<'a, E: Element> {
+    x: &'a [E],
+    target: E::Real,
+}
+
+impl<E: Element> Kernel for FirstIndexTask<'_, E> {
+    type Output = Option<usize>;
+    #[inline(always)]
+    fn run<S: crate::simd::Isa>(self, isa: S) -> Option<usize> {
+        reduce::first_index_of::<S, E>(isa, self.x, self.target)
+    }
+}
+
+/// (maximum ignoring NaN, any NaN) of a slice, chunked by segments and combined in order.
+pub(crate) fn run_max<E: Element>(path: IsaPath, x: &[E]) -> (E::Real, bool) {
+    let chunks = x.len().div_ceil(SEGMENT);
+    let parts = parallel::map_indices(chunks, |c| {
+        let start = c * SEGMENT;
+        let end = (start + SEGMENT).min(x.len());
+        dispatch(path, MaxTask { x: &x[start..end] })
+    });
+    parts.into_iter().fold(
+        (<E::Real as Real>::NEG_INFINITY, false),
+        |(m, nan), (pm, pnan)| (if pm > m { pm } else { m }, nan | pnan),
+    )
+}
+
+/// First index of `target` (or of the first NaN when `target` is NaN).
+pub(crate) fn run_first_index<E: Element>(
+    path: IsaPath,
+    x: &[E],
+    target: E::Real,
+) -> Option<usize> {
+    dispatch(path, FirstIndexTask { x, target })
+}

@@ -1,0 +1,839 @@
+//! Row statistics and the softmax / log-softmax output passes.
+//!
+//! # Passes over memory
+//!
+//! A row is cut into blocks of [`BLOCK`] elements (4 KiB of f32: they stay in L1). For each block
+//! the kernel takes the block maximum m_b (first touch of the block: the DRAM read), then sums
+//! e^((x − m_b)/τ) over the block from L1. The (m_b, s_b) pairs are merged into the row's
+//! (M, S) in f64 by the usual online rule S = S·e^((M_old − M)/τ) + s_b·e^((m_b − M)/τ), once per
+//! block, so the row is read from memory **once** for its statistics, and the exponential is
+//! evaluated once per element.
+//!
+//! The output pass then has two strategies:
+//!
+//! * **store-and-rescale** (softmax, rows up to [`store_limit`] bytes, which stay in L2): the
+//!   statistics pass also writes y = e^((x − m_b)/τ) to the output, and a second, cheap pass
+//!   multiplies each block by e^((m_b − M)/τ)/S while the row is still in cache. One exponential
+//!   per element, one DRAM read and one DRAM write.
+//! * **recompute** (longer rows, and log-softmax): a second read of the row computes
+//!   e^((x − M)/τ)/S, or (x − M)/τ − ln S. Two DRAM reads and one write; never more.
+//!
+//! # Accuracy
+//!
+//! The statistics pass evaluates e^(x − m_b) from the rounded difference: its error only affects
+//! S, relatively by at most ~|x − m_b| · 2^-24 weighted by that term's share, well inside the
+//! 2^-20 bound of the log-sum-exp. Outputs are held to a few ULP, so the output passes carry the
+//! rounding error of x − m (an exact TwoSum) and of 1/τ into the exponential's reduced argument;
+//! otherwise a probability e^-80 would be off by 32 ULP, as it is in frameworks that skip this.
+//!
+//! # Special values (docs/semantics.md)
+//!
+//! A block whose maximum is ±inf is handled exactly by scalar code (these are rare): the
+//! statistics then follow the limits (+inf entries share the mass equally; all −inf gives S = 0),
+//! and a NaN anywhere makes S NaN, which the caller turns into a NaN row.
+
+use super::reduce::max_scan;
+use crate::element::{load_tail, store_tail, Element, VecOf};
+use crate::simd::exp::{exp_scaled, pow2};
+use crate::simd::{FloatVec, Isa, Real};
+
+/// Elements per statistics block (chosen by measurement, see docs/design.md).
+pub(crate) const BLOCK: usize = 1024;
+/// Elements per segment: the unit in which one huge row is split across threads. A row's
+/// statistics are always the ordered merge of its segments' statistics, whether or not the
+/// segments ran in parallel, so results do not depend on the thread count.
+pub(crate) const SEGMENT: usize = 64 * BLOCK;
+
+/// Rows up to this many bytes use store-and-rescale for softmax (they stay in L2: 512 KiB per
+/// core on the machine this was tuned on; measured in docs/design.md).
+pub(crate) const STORE_LIMIT_BYTES: usize = 256 * 1024;
+
+pub(crate) fn store_limit<E: Element>() -> usize {
+    STORE_LIMIT_BYTES / core::mem::size_of::<E>()
+}
+
+/// The maximum and Σ e^((x − max)/τ) of a stretch of a row.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub(crate) struct Stats {
+    pub max: f64,
+    pub sum: f64,
+}
+
+impl Stats {
+    pub const EMPTY: Stats = Stats {
+        max: f64::NEG_INFINITY,
+        sum: 0.0,
+    };
+
+    /// e^((m − max)/τ): the weight of a part whose maximum is `m` in a whole whose maximum is
+    /// `max` (1 when they are equal, including equal infinities). The rounding errors of
+    /// m − max and of the scaling are carried to first order, so that f64 rows keep their
+    /// outputs within a few ULP (for f32 inputs the difference is exact anyway).
+    #[inline]
+    pub fn weight(m: f64, max: f64, tau: Tau) -> f64 {
+        if m == max {
+            return 1.0;
+        }
+        let d = m - max;
+        if !d.is_finite() {
+            return (d * tau.inv).exp();
+        }
+        let m_part = d + max;
+        let d_err = (m - m_part) + (m_part - d - max);
+        let a = d * tau.inv;
+        let a_err = d.mul_add(tau.inv, -a) + d_err * tau.inv + d * tau.inv_lo;
+        let w = a.exp();
+        w.mul_add(a_err, w)
+    }
+
+    /// Merges the statistics of two stretches (order matters only for rounding).
+    #[inline]
+    pub fn merge(self, other: Stats, tau: Tau) -> Stats {
+        if self == Stats::EMPTY {
+            return other;
+        }
+        let max = if other.max > self.max {
+            other.max
+        } else {
+            self.max
+        };
+        let sum = self.sum * Stats::weight(self.max, max, tau)
+            + other.sum * Stats::weight(other.max, max, tau);
+        Stats { max, sum }
+    }
+
+    /// ln Σ e^(x/τ) = max/τ + ln S, with the special values of docs/semantics.md.
+    pub fn logsumexp(self, inv_tau: f64) -> f64 {
+        if self.sum.is_nan() {
+            f64::NAN
+        } else if self.max.is_infinite() {
+            self.max
+        } else {
+            self.max * inv_tau + self.sum.ln()
+        }
+    }
+}
+
+/// 1/τ in f64 with its rounding error.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Tau {
+    pub inv: f64,
+    pub inv_lo: f64,
+}
+
+/// The temperature of a call, as the kernels use it: `inv` = 1/τ rounded to the compute
+/// precision and `inv_lo` its rounding error.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Scale<R> {
+    pub inv: R,
+    pub inv_lo: R,
+    pub inv_f64: f64,
+    pub tau: Tau,
+}
+
+impl<R: Real> Scale<R> {
+    /// `None` when 1/τ is not a finite, non-zero value of the compute precision.
+    pub fn new(tau: f64) -> Option<Self> {
+        let inv_f64 = 1.0 / tau;
+        let inv = R::from_f64(inv_f64);
+        let invd = inv.to_f64();
+        if !(tau.is_finite() && tau > 0.0 && invd.is_finite() && invd != 0.0) {
+            return None;
+        }
+        let inv_lo = R::from_f64((-tau).mul_add(invd, 1.0) / tau);
+        Some(Scale {
+            inv,
+            inv_lo,
+            inv_f64,
+            tau: Tau {
+                inv: inv_f64,
+                inv_lo: (-tau).mul_add(inv_f64, 1.0) / tau,
+            },
+        })
+    }
+
+    pub fn is_identity(&self) -> bool {
+        self.inv_f64 == 1.0
+    }
+}
+
+#[inline(always)]
+fn splat<S: Isa, E: Element>(isa: S, x: E::Real) -> VecOf<S, E> {
+    <VecOf<S, E> as FloatVec>::splat(isa, x)
+}
+
+/// Statistics of a block whose maximum `m` is ±inf (or which is all NaN), or so large that
+/// e^((x − m)/τ) is 0 for every x < m (ulp(m)/τ beyond the exponential's range), exactly:
+/// the entries equal to m count 1 each (stored as 2^SCALE_SHIFT), the others 0.
+#[cold]
+fn special_block_stats<E: Element>(x: &[E], m: E::Real, out: Option<&mut [E]>) -> Stats {
+    let mut count = 0.0;
+    let mut nan = false;
+    for &v in x {
+        let v = v.to_real();
+        nan |= v.is_nan();
+        count += if v == m { 1.0 } else { 0.0 };
+    }
+    if let Some(out) = out {
+        for (o, &v) in out.iter_mut().zip(x) {
+            let v = v.to_real();
+            *o = E::from_real(if v == m && m > <E::Real as Real>::NEG_INFINITY {
+                pow2::<E::Real>(<E::Real as Real>::SCALE_SHIFT)
+            } else {
+                <E::Real as Real>::ZERO
+            });
+        }
+    }
+    let sum = if nan {
+        f64::NAN
+    } else if m > <E::Real as Real>::NEG_INFINITY {
+        count
+    } else {
+        0.0
+    };
+    Stats {
+        max: m.to_f64(),
+        sum,
+    }
+}
+
+/// (x − m)/τ as the rounded value only: enough for sums.
+#[inline(always)]
+fn scaled_diff<S: Isa, E: Element, const SCALED: bool>(
+    x: VecOf<S, E>,
+    m: VecOf<S, E>,
+    inv: VecOf<S, E>,
+) -> VecOf<S, E> {
+    let d = x.sub(m);
+    if SCALED {
+        d.mul(inv)
+    } else {
+        d
+    }
+}
+
+/// (x − m)/τ as hi + lo, where lo carries the rounding errors of the subtraction (TwoSum) and
+/// of the scaling. `lo` may be NaN where `hi` is infinite; consumers mask it.
+#[inline(always)]
+fn scaled_diff_exact<S: Isa, E: Element, const SCALED: bool>(
+    x: VecOf<S, E>,
+    neg_m: VecOf<S, E>,
+    sc: ScaleVecs<S, E>,
+) -> (VecOf<S, E>, VecOf<S, E>) {
+    let s = x.add(neg_m);
+    let x_part = s.sub(neg_m);
+    let m_part = s.sub(x_part);
+    let err = x.sub(x_part).add(neg_m.sub(m_part));
+    if SCALED {
+        let hi = s.mul(sc.inv);
+        let prod_err = s.mul_add(sc.inv, sc.zero.sub(hi));
+        let lo = prod_err.add(err.mul_add(sc.inv, s.mul(sc.inv_lo)));
+        (hi, lo)
+    } else {
+        (s, err)
+    }
+}
+
+#[derive(Copy, Clone)]
+struct ScaleVecs<S: Isa, E: Element> {
+    inv: VecOf<S, E>,
+    inv_lo: VecOf<S, E>,
+    zero: VecOf<S, E>,
+}
+
+impl<S: Isa, E: Element> ScaleVecs<S, E> {
+    #[inline(always)]
+    fn new(isa: S, sc: &Scale<E::Real>) -> Self {
+        ScaleVecs {
+            inv: splat::<S, E>(isa, sc.inv),
+            inv_lo: splat::<S, E>(isa, sc.inv_lo),
+            zero: splat::<S, E>(isa, <E::Real as Real>::ZERO),
+        }
+    }
+}
+
+/// Σ e^((x − m)/τ) over a block with finite maximum `m`; when `out` is given, also stores each
+/// term (computed with the exact argument) there. `out`, when given, is `x` itself or a buffer
+/// of the same length that does not overlap it.
+#[inline(always)]
+fn block_sum_exp<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    m: E::Real,
+    sc: &Scale<E::Real>,
+) -> f64 {
+    let lanes = VecOf::<S, E>::LANES;
+    let ninf = <E::Real as Real>::NEG_INFINITY;
+    let term = ExpTerm::<S, E, SCALED, STORE>::new(isa, m, sc);
+    let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
+    let mut acc = [zero; 4];
+    let mut total = 0f64;
+    let mut rounds = 0u32;
+    let mut i = 0;
+    while i + 4 * lanes <= n {
+        // Fetch the next block while this one computes: its max pass then reads from cache
+        // and the DRAM transfer overlaps the exponentials. 4 * lanes elements are 128 bytes.
+        let ahead = src.wrapping_add(i + BLOCK) as *const u8;
+        isa.prefetch(ahead);
+        isa.prefetch(ahead.wrapping_add(64));
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i + (k + 1) * lanes <= n, and src/dst are valid for n elements.
+            unsafe {
+                let y = term.apply(E::load(isa, src.add(i + k * lanes)));
+                if STORE {
+                    E::store(y, dst.add(i + k * lanes));
+                }
+                *a = a.add(y);
+            }
+        }
+        i += 4 * lanes;
+        // Each f32 lane adds at most 8 terms before the partial sums move to f64: the sum's
+        // rounding error stays near one ULP whatever the row length and lane count.
+        rounds += 1;
+        if rounds % 8 == 0 {
+            total += acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum_f64();
+            acc = [zero; 4];
+        }
+    }
+    while i + lanes <= n {
+        // SAFETY: i + lanes <= n, and src/dst are valid for n elements.
+        unsafe {
+            let y = term.apply(E::load(isa, src.add(i)));
+            if STORE {
+                E::store(y, dst.add(i));
+            }
+            acc[0] = acc[0].add(y);
+        }
+        i += lanes;
+    }
+    if i < n {
+        // SAFETY: src is valid for n elements; the slice ends before any write below.
+        let tail = unsafe { core::slice::from_raw_parts(src.add(i), n - i) };
+        let y = term.apply(load_tail(isa, tail, ninf));
+        if STORE {
+            // SAFETY: dst is valid for n elements and no other reference to this part is alive.
+            store_tail::<S, E>(y, unsafe {
+                core::slice::from_raw_parts_mut(dst.add(i), n - i)
+            });
+        }
+        acc[1] = acc[1].add(y);
+    }
+    (total + acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum_f64()) * unscale::<E>()
+}
+
+/// 2^-SCALE_SHIFT: undoes the scaling of [`exp_scaled`].
+#[inline(always)]
+fn unscale<E: Element>() -> f64 {
+    pow2::<f64>(-<E::Real as Real>::SCALE_SHIFT)
+}
+
+/// The lowest input worth computing for a row with maximum `m` at temperature τ: below it
+/// e^((x − m)/τ) rounds to 0. Clamping there keeps every intermediate finite (−inf inputs
+/// included) and NaN passes through (`max` returns its second operand for NaN).
+#[inline(always)]
+fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
+    let target = (m + R::EXP_MIN_ARG.to_f64() / sc.inv_f64).max(-R::MAX.to_f64());
+    let mut floor = R::from_f64(target);
+    // Round down: an input clamped to the floor must still give e^(…) = 0.
+    if floor.to_f64() > target {
+        floor = floor.next_down();
+    }
+    // When ulp(m) exceeds the range of the exponential, m + EXP_MIN_ARG·τ rounds back to m;
+    // any value below m then already gives e^(…) = 0, so the floor is the value just below m.
+    let m = R::from_f64(m);
+    if floor < m {
+        floor
+    } else {
+        m.next_down()
+    }
+}
+
+/// Whether every x < m has e^((x − m)/τ) = 0, because m + EXP_MIN_ARG·τ rounds to m.
+#[inline(always)]
+fn is_degenerate<R: Real>(m: R, sc: &Scale<R>) -> bool {
+    raw_floor(m.to_f64(), sc) >= m
+}
+
+/// m + EXP_MIN_ARG·τ in the compute precision (kept finite).
+#[inline(always)]
+fn raw_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
+    R::from_f64((m + R::EXP_MIN_ARG.to_f64() / sc.inv_f64).max(-R::MAX.to_f64()))
+}
+
+/// e^((x − m)/τ) · 2^SCALE_SHIFT: from the rounded argument for sums, from the exact one for
+/// stored outputs.
+struct ExpTerm<S: Isa, E: Element, const SCALED: bool, const STORE: bool> {
+    isa: S,
+    m: VecOf<S, E>,
+    neg_m: VecOf<S, E>,
+    floor: VecOf<S, E>,
+    sc: ScaleVecs<S, E>,
+}
+
+impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SCALED, STORE> {
+    #[inline(always)]
+    fn new(isa: S, m: E::Real, sc: &Scale<E::Real>) -> Self {
+        ExpTerm {
+            isa,
+            m: splat::<S, E>(isa, m),
+            neg_m: splat::<S, E>(isa, -m),
+            floor: if STORE {
+                splat::<S, E>(isa, input_floor(m.to_f64(), sc))
+            } else {
+                splat::<S, E>(isa, <E::Real as Real>::EXP_MIN_ARG)
+            },
+            sc: ScaleVecs::<S, E>::new(isa, sc),
+        }
+    }
+}
+
+impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> VecMap<VecOf<S, E>>
+    for ExpTerm<S, E, SCALED, STORE>
+{
+    #[inline(always)]
+    fn apply(&self, v: VecOf<S, E>) -> VecOf<S, E> {
+        if STORE {
+            let v = self.floor.max(v);
+            let (hi, lo) = scaled_diff_exact::<S, E, SCALED>(v, self.neg_m, self.sc);
+            exp_scaled::<_, false>(self.isa, hi, Some(lo))
+        } else {
+            let d = self
+                .floor
+                .max(scaled_diff::<S, E, SCALED>(v, self.m, self.sc.inv));
+            exp_scaled::<_, true>(self.isa, d, None)
+        }
+    }
+}
+
+/// Statistics of one block, optionally storing e^((x − m_b)/τ) into `dst`.
+///
+/// # Safety
+/// `src` is valid for reading `n` elements; when `STORE`, `dst` is valid for writing `n` elements
+/// and is either `src` or does not overlap it.
+#[inline(always)]
+unsafe fn block_stats<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    sc: &Scale<E::Real>,
+) -> Stats {
+    // SAFETY: forwarded from the caller; the slice is not alive across writes.
+    let (m, _) = max_scan::<S, E, false>(isa, unsafe { core::slice::from_raw_parts(src, n) });
+    let finite = m > <E::Real as Real>::NEG_INFINITY && m < <E::Real as Real>::INFINITY;
+    if !finite || (STORE && is_degenerate(m, sc)) {
+        // SAFETY: forwarded from the caller.
+        return unsafe { special_block(src, dst, n, m, STORE) };
+    }
+    let sum = block_sum_exp::<S, E, SCALED, STORE>(isa, src, dst, n, m, sc);
+    Stats {
+        max: m.to_f64(),
+        sum,
+    }
+}
+
+/// # Safety
+/// As [`block_stats`].
+#[cold]
+unsafe fn special_block<E: Element>(
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    m: E::Real,
+    store: bool,
+) -> Stats {
+    if store {
+        if core::ptr::eq(src, dst) {
+            // SAFETY: dst is valid for n elements and is the only live view.
+            let buf = unsafe { core::slice::from_raw_parts_mut(dst, n) };
+            let stats = special_block_stats::<E>(buf, m, None);
+            for v in buf.iter_mut() {
+                let r = v.to_real();
+                *v = E::from_real(if r == m && m > <E::Real as Real>::NEG_INFINITY {
+                    pow2::<E::Real>(<E::Real as Real>::SCALE_SHIFT)
+                } else {
+                    <E::Real as Real>::ZERO
+                });
+            }
+            stats
+        } else {
+            // SAFETY: src and dst are valid for n elements and do not overlap.
+            let (x, out) = unsafe {
+                (
+                    core::slice::from_raw_parts(src, n),
+                    core::slice::from_raw_parts_mut(dst, n),
+                )
+            };
+            special_block_stats::<E>(x, m, Some(out))
+        }
+    } else {
+        // SAFETY: src is valid for n elements.
+        special_block_stats::<E>(unsafe { core::slice::from_raw_parts(src, n) }, m, None)
+    }
+}
+
+/// The statistics of one segment (≤ [`SEGMENT`] elements): blocks merged left to right.
+#[inline(always)]
+pub(crate) fn segment_stats<S: Isa, E: Element>(isa: S, x: &[E], sc: &Scale<E::Real>) -> Stats {
+    if sc.is_identity() {
+        segment_stats_impl::<S, E, false>(isa, x, sc)
+    } else {
+        segment_stats_impl::<S, E, true>(isa, x, sc)
+    }
+}
+
+#[inline(always)]
+fn segment_stats_impl<S: Isa, E: Element, const SCALED: bool>(
+    isa: S,
+    x: &[E],
+    sc: &Scale<E::Real>,
+) -> Stats {
+    // A loop, not `fold` with a closure: closures lose the dispatched target features.
+    let mut acc = Stats::EMPTY;
+    for block in x.chunks(BLOCK) {
+        // SAFETY: `block` is a valid slice; nothing is stored.
+        let b = unsafe {
+            block_stats::<S, E, SCALED, false>(
+                isa,
+                block.as_ptr(),
+                core::ptr::null_mut(),
+                block.len(),
+                sc,
+            )
+        };
+        acc = acc.merge(b, sc.tau);
+    }
+    acc
+}
+
+/// The statistics of a whole row: its segments merged left to right.
+#[inline(always)]
+pub(crate) fn row_stats<S: Isa, E: Element>(isa: S, x: &[E], sc: &Scale<E::Real>) -> Stats {
+    let mut acc = Stats::EMPTY;
+    for seg in x.chunks(SEGMENT) {
+        acc = acc.merge(segment_stats(isa, seg, sc), sc.tau);
+    }
+    acc
+}
+
+/// What a row's output pass has to do, decided from its statistics.
+pub(crate) enum RowCase {
+    /// Finite maximum and sum: the vector output pass.
+    Regular,
+    /// NaN somewhere: every output NaN.
+    Nan,
+    /// Every entry −inf: softmax 0, log-softmax −inf.
+    AllNegInf,
+    /// Some +inf entries, no NaN: mass 1/k on each of the k +inf entries. Also used for a
+    /// finite maximum so large that every smaller entry has probability 0 (softmax only).
+    PosInf,
+}
+
+pub(crate) fn row_case(st: Stats) -> RowCase {
+    if st.sum.is_nan() {
+        RowCase::Nan
+    } else if st.max == f64::NEG_INFINITY {
+        RowCase::AllNegInf
+    } else if st.max == f64::INFINITY {
+        RowCase::PosInf
+    } else {
+        RowCase::Regular
+    }
+}
+
+/// Writes the outputs of a non-regular row (scalar; such rows are rare).
+///
+/// # Safety
+/// `src` valid for reading and `dst` for writing `n` elements; equal or non-overlapping.
+#[cold]
+pub(crate) unsafe fn write_special_row<E: Element>(
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    case: RowCase,
+    st: Stats,
+    log: bool,
+) {
+    let top = <E::Real as Real>::from_f64(st.max);
+    for i in 0..n {
+        // SAFETY: i < n; each element is read before the same index is written.
+        unsafe {
+            let x = (*src.add(i)).to_real();
+            let y = match case {
+                RowCase::Nan => <E::Real as Real>::NAN,
+                RowCase::AllNegInf if log => <E::Real as Real>::NEG_INFINITY,
+                RowCase::AllNegInf => <E::Real as Real>::ZERO,
+                RowCase::PosInf => {
+                    let hit = x == top;
+                    match (hit, log) {
+                        (true, true) => <E::Real as Real>::from_f64(-st.sum.ln()),
+                        (true, false) => <E::Real as Real>::from_f64(1.0 / st.sum),
+                        (false, true) => <E::Real as Real>::NEG_INFINITY,
+                        (false, false) => <E::Real as Real>::ZERO,
+                    }
+                }
+                RowCase::Regular => unreachable!("regular rows take the vector path"),
+            };
+            *dst.add(i) = E::from_real(y);
+        }
+    }
+}
+
+/// A function applied to every vector of a row. (A trait rather than a closure: closures are
+/// compiled without the dispatched `#[target_feature]`s and would not inline the intrinsics.)
+pub(crate) trait VecMap<V> {
+    fn apply(&self, v: V) -> V;
+}
+
+/// Multiplies by a constant.
+pub(crate) struct MulBy<V>(pub V);
+
+impl<V: FloatVec> VecMap<V> for MulBy<V> {
+    #[inline(always)]
+    fn apply(&self, v: V) -> V {
+        v.mul(self.0)
+    }
+}
+
+/// Multiplies by two constants in turn.
+pub(crate) struct MulBy2<V>(pub V, pub V);
+
+impl<V: FloatVec> VecMap<V> for MulBy2<V> {
+    #[inline(always)]
+    fn apply(&self, v: V) -> V {
+        v.mul(self.0).mul(self.1)
+    }
+}
+
+/// Applies `f` to every vector of `src`, writing `dst` (which is `src` or does not overlap it).
+///
+/// # Safety
+/// `src` valid for reading and `dst` for writing `n` elements; equal or non-overlapping.
+#[inline(always)]
+pub(crate) unsafe fn map_vectors<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    pad: E::Real,
+    f: impl VecMap<VecOf<S, E>>,
+) {
+    let lanes = VecOf::<S, E>::LANES;
+    let mut i = 0;
+    while i + 2 * lanes <= n {
+        // SAFETY: i + 2 * lanes <= n.
+        unsafe {
+            let a = f.apply(E::load(isa, src.add(i)));
+            let b = f.apply(E::load(isa, src.add(i + lanes)));
+            E::store(a, dst.add(i));
+            E::store(b, dst.add(i + lanes));
+        }
+        i += 2 * lanes;
+    }
+    while i + lanes <= n {
+        // SAFETY: i + lanes <= n.
+        unsafe { E::store(f.apply(E::load(isa, src.add(i))), dst.add(i)) };
+        i += lanes;
+    }
+    if i < n {
+        // SAFETY: valid for n elements; the shared slice ends before the write.
+        let v = f.apply(load_tail(
+            isa,
+            unsafe { core::slice::from_raw_parts(src.add(i), n - i) },
+            pad,
+        ));
+        // SAFETY: valid for n elements; no other view of this part is alive.
+        store_tail::<S, E>(v, unsafe {
+            core::slice::from_raw_parts_mut(dst.add(i), n - i)
+        });
+    }
+}
+
+/// Softmax (`log == false`) or log-softmax of a stretch of a regular row whose statistics are
+/// `st`, recomputing from `src`.
+///
+/// # Safety
+/// As [`map_vectors`].
+#[inline(always)]
+pub(crate) unsafe fn write_regular<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    st: Stats,
+    sc: &Scale<E::Real>,
+    log: bool,
+) {
+    // SAFETY: forwarded.
+    unsafe {
+        if !log && is_degenerate(<E::Real as Real>::from_f64(st.max), sc) {
+            return write_special_row(src, dst, n, RowCase::PosInf, st, false);
+        }
+        match (sc.is_identity(), log) {
+            (true, false) => write_softmax::<S, E, false>(isa, src, dst, n, st, sc),
+            (false, false) => write_softmax::<S, E, true>(isa, src, dst, n, st, sc),
+            (true, true) => write_log_softmax::<S, E, false>(isa, src, dst, n, st, sc),
+            (false, true) => write_log_softmax::<S, E, true>(isa, src, dst, n, st, sc),
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn write_softmax<S: Isa, E: Element, const SCALED: bool>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    st: Stats,
+    sc: &Scale<E::Real>,
+) {
+    let f = SoftmaxMap::<S, E, SCALED> {
+        isa,
+        neg_m: splat::<S, E>(isa, <E::Real as Real>::from_f64(-st.max)),
+        floor: splat::<S, E>(isa, input_floor(st.max, sc)),
+        factor: splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>() / st.sum)),
+        sc: ScaleVecs::<S, E>::new(isa, sc),
+    };
+    // SAFETY: forwarded.
+    unsafe { map_vectors(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f) }
+}
+
+struct SoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
+    isa: S,
+    neg_m: VecOf<S, E>,
+    floor: VecOf<S, E>,
+    factor: VecOf<S, E>,
+    sc: ScaleVecs<S, E>,
+}
+
+impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for SoftmaxMap<S, E, SCALED> {
+    #[inline(always)]
+    fn apply(&self, x: VecOf<S, E>) -> VecOf<S, E> {
+        let x = self.floor.max(x);
+        let (hi, lo) = scaled_diff_exact::<S, E, SCALED>(x, self.neg_m, self.sc);
+        exp_scaled::<_, false>(self.isa, hi, Some(lo)).mul(self.factor)
+    }
+}
+
+#[inline(always)]
+unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    st: Stats,
+    sc: &Scale<E::Real>,
+) {
+    let neg_m = splat::<S, E>(isa, <E::Real as Real>::from_f64(-st.max));
+    let ln_s = st.sum.ln();
+    let ln_hi = <E::Real as Real>::from_f64(ln_s);
+    let ln_lo = <E::Real as Real>::from_f64(ln_s - ln_hi.to_f64());
+    let (ln_hi, ln_lo) = (splat::<S, E>(isa, ln_hi), splat::<S, E>(isa, ln_lo));
+    let f = LogSoftmaxMap::<S, E, SCALED> {
+        neg_m,
+        ln_hi,
+        ln_lo,
+        neg_inf: splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY),
+        sc: ScaleVecs::<S, E>::new(isa, sc),
+    };
+    // SAFETY: forwarded.
+    unsafe { map_vectors(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f) }
+}
+
+struct LogSoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
+    neg_m: VecOf<S, E>,
+    ln_hi: VecOf<S, E>,
+    ln_lo: VecOf<S, E>,
+    neg_inf: VecOf<S, E>,
+    sc: ScaleVecs<S, E>,
+}
+
+impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxMap<S, E, SCALED> {
+    #[inline(always)]
+    fn apply(&self, x: VecOf<S, E>) -> VecOf<S, E> {
+        let (hi, lo) = scaled_diff_exact::<S, E, SCALED>(x, self.neg_m, self.sc);
+        // lo is NaN where hi is -inf (x = -inf): drop it there.
+        let lo = lo.and_mask(self.neg_inf.lt(hi));
+        hi.sub(self.ln_hi).add(lo.sub(self.ln_lo))
+    }
+}
+
+/// Softmax of a whole row that fits in cache: exponentials stored in the statistics pass, then
+/// each block rescaled by e^((m_b − M)/τ)/S.
+///
+/// # Safety
+/// As [`map_vectors`], with `n <= store_limit::<E>()`.
+#[inline(always)]
+pub(crate) unsafe fn softmax_row_stored<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    sc: &Scale<E::Real>,
+) {
+    // SAFETY: forwarded.
+    unsafe {
+        if sc.is_identity() {
+            softmax_row_stored_impl::<S, E, false>(isa, src, dst, n, sc)
+        } else {
+            softmax_row_stored_impl::<S, E, true>(isa, src, dst, n, sc)
+        }
+    }
+}
+
+const MAX_STORED_BLOCKS: usize = 256;
+
+#[inline(always)]
+unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    sc: &Scale<E::Real>,
+) {
+    debug_assert!(n.div_ceil(BLOCK) <= MAX_STORED_BLOCKS);
+    let mut block_max = [0f64; MAX_STORED_BLOCKS];
+    let mut st = Stats::EMPTY;
+    let mut start = 0;
+    let mut k = 0;
+    while start < n {
+        let len = BLOCK.min(n - start);
+        // SAFETY: start + len <= n; forwarded validity and aliasing.
+        let b = unsafe {
+            block_stats::<S, E, SCALED, true>(isa, src.add(start), dst.add(start), len, sc)
+        };
+        block_max[k] = b.max;
+        st = st.merge(b, sc.tau);
+        start += len;
+        k += 1;
+    }
+    match row_case(st) {
+        RowCase::Regular | RowCase::PosInf => {}
+        // SAFETY: dst now holds the stored terms; for these cases the output does not depend
+        // on the input values any more (NaN everywhere / zeros everywhere).
+        case => return unsafe { write_special_row::<E>(dst, dst, n, case, st, false) },
+    }
+    let inv_sum = 1.0 / st.sum;
+    let mut start = 0;
+    for &m in &block_max[..k] {
+        let len = BLOCK.min(n - start);
+        let f = Stats::weight(m, st.max, sc.tau) * inv_sum;
+        let p = dst.wrapping_add(start);
+        let scaled = f * unscale::<E>();
+        // SAFETY: start + len <= n; dst is valid and in-place here.
+        unsafe {
+            if scaled >= <E::Real as Real>::MIN_POSITIVE.to_f64() || f == 0.0 {
+                let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(scaled));
+                map_vectors(isa, p, p, len, <E::Real as Real>::ZERO, MulBy(fv));
+            } else {
+                // The combined factor would be subnormal: unscale first, then apply f.
+                let u = splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>()));
+                let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(f));
+                map_vectors(isa, p, p, len, <E::Real as Real>::ZERO, MulBy2(u, fv));
+            }
+        }
+        start += len;
+    }
+}

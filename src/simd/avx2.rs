@@ -1,0 +1,306 @@
+//! x86-64 AVX2 + FMA: eight f32 or four f64 lanes.
+//!
+//! Detection and the `#[target_feature]` context come from pulp's `V3` token (AVX2, FMA, BMI1/2,
+//! LZCNT, …). The vector types wrap `__m256`/`__m256d`; they are created only through an [`Avx2`]
+//! token, and an `Avx2` exists only after `V3::try_new()` succeeded, so every intrinsic below runs
+//! on a CPU that has it.
+
+use core::arch::x86_64::*;
+
+use super::{FloatVec, Isa, Kernel};
+
+/// The AVX2 + FMA instruction-set token.
+#[derive(Copy, Clone, Debug)]
+pub struct Avx2(pulp::x86::V3);
+
+impl Avx2 {
+    /// Detects AVX2 + FMA (and the rest of x86-64-v3) at run time.
+    #[inline]
+    pub fn try_new() -> Option<Self> {
+        pulp::x86::V3::try_new().map(Avx2)
+    }
+}
+
+impl Isa for Avx2 {
+    const NAME: &'static str = "avx2+fma";
+    type F32 = F32x8;
+    type F64 = F64x4;
+
+    #[inline(always)]
+    fn prefetch(self, ptr: *const u8) {
+        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr as *const i8) }
+    }
+
+    #[inline(always)]
+    fn run<K: Kernel>(self, kernel: K) -> K::Output {
+        // pulp compiles `call` inside a `#[target_feature(enable = "avx2,fma,…")]` function.
+        // A struct, not a closure: a closure body would be compiled without those features.
+        struct Call<K>(K, Avx2);
+        impl<K: Kernel> pulp::NullaryFnOnce for Call<K> {
+            type Output = K::Output;
+            #[inline(always)]
+            fn call(self) -> K::Output {
+                self.0.run(self.1)
+            }
+        }
+        self.0.vectorize(Call(kernel, self))
+    }
+}
+
+/// Eight f32 lanes.
+#[derive(Copy, Clone, Debug)]
+pub struct F32x8(__m256);
+
+/// Four f64 lanes.
+#[derive(Copy, Clone, Debug)]
+pub struct F64x4(__m256d);
+
+// Every `unsafe` block below calls an AVX/AVX2/FMA intrinsic on values that exist only because an
+// `Avx2` token was created, which proves the CPU supports them (see the module comment).
+
+impl FloatVec for F32x8 {
+    type Real = f32;
+    type Isa = Avx2;
+    type Mask = __m256;
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    fn splat(_: Avx2, x: f32) -> Self {
+        // SAFETY: the token proves AVX support.
+        Self(unsafe { _mm256_set1_ps(x) })
+    }
+    #[inline(always)]
+    unsafe fn load(_: Avx2, ptr: *const f32) -> Self {
+        // SAFETY: the caller guarantees 8 readable values; the token proves AVX support.
+        Self(unsafe { _mm256_loadu_ps(ptr) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f32) {
+        // SAFETY: the caller guarantees 8 writable values; `self` proves AVX support.
+        unsafe { _mm256_storeu_ps(ptr, self.0) }
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm256_add_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm256_sub_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm256_mul_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: see the comment above this impl (FMA is part of the V3 level).
+        Self(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn max(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm256_max_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn min(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm256_min_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn lt(self, b: Self) -> __m256 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn ge(self, b: Self) -> __m256 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm256_cmp_ps::<_CMP_GE_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn eq(self, b: Self) -> __m256 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __m256 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, self.0) }
+    }
+    #[inline(always)]
+    fn and_mask(self, mask: __m256) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm256_and_ps(self.0, mask) })
+    }
+    #[inline(always)]
+    fn select(mask: __m256, a: Self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm256_blendv_ps(b.0, a.0, mask) })
+    }
+    #[inline(always)]
+    fn mask_or(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm256_or_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mask_and(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm256_and_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mask_bits(mask: __m256) -> u32 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm256_movemask_ps(mask) as u32 }
+    }
+    #[inline(always)]
+    fn shl_mantissa(self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(self.0))) })
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        let lanes: [f32; 8] = lanes_f32(self.0);
+        lanes[1..]
+            .iter()
+            .fold(lanes[0], |a, &b| if a > b { a } else { b })
+    }
+    #[inline(always)]
+    fn reduce_sum_f64(self) -> f64 {
+        // SAFETY: see the comment above this impl.
+        unsafe {
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(self.0));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(self.0));
+            F64x4(_mm256_add_pd(lo, hi)).reduce_sum_f64()
+        }
+    }
+}
+
+#[inline(always)]
+fn lanes_f32(v: __m256) -> [f32; 8] {
+    // SAFETY: `__m256` and `[f32; 8]` have the same size, and every bit pattern is valid for both.
+    unsafe { core::mem::transmute::<__m256, [f32; 8]>(v) }
+}
+
+#[inline(always)]
+fn lanes_f64(v: __m256d) -> [f64; 4] {
+    // SAFETY: `__m256d` and `[f64; 4]` have the same size, and every bit pattern is valid for both.
+    unsafe { core::mem::transmute::<__m256d, [f64; 4]>(v) }
+}
+
+impl FloatVec for F64x4 {
+    type Real = f64;
+    type Isa = Avx2;
+    type Mask = __m256d;
+    const LANES: usize = 4;
+
+    #[inline(always)]
+    fn splat(_: Avx2, x: f64) -> Self {
+        // SAFETY: the token proves AVX support.
+        Self(unsafe { _mm256_set1_pd(x) })
+    }
+    #[inline(always)]
+    unsafe fn load(_: Avx2, ptr: *const f64) -> Self {
+        // SAFETY: the caller guarantees 4 readable values; the token proves AVX support.
+        Self(unsafe { _mm256_loadu_pd(ptr) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f64) {
+        // SAFETY: the caller guarantees 4 writable values; `self` proves AVX support.
+        unsafe { _mm256_storeu_pd(ptr, self.0) }
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm256_add_pd(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm256_sub_pd(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm256_mul_pd(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm256_fmadd_pd(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn max(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm256_max_pd(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn min(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm256_min_pd(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn lt(self, b: Self) -> __m256d {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm256_cmp_pd::<_CMP_LT_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn ge(self, b: Self) -> __m256d {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm256_cmp_pd::<_CMP_GE_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn eq(self, b: Self) -> __m256d {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm256_cmp_pd::<_CMP_EQ_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __m256d {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm256_cmp_pd::<_CMP_UNORD_Q>(self.0, self.0) }
+    }
+    #[inline(always)]
+    fn and_mask(self, mask: __m256d) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm256_and_pd(self.0, mask) })
+    }
+    #[inline(always)]
+    fn select(mask: __m256d, a: Self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm256_blendv_pd(b.0, a.0, mask) })
+    }
+    #[inline(always)]
+    fn mask_or(a: __m256d, b: __m256d) -> __m256d {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm256_or_pd(a, b) }
+    }
+    #[inline(always)]
+    fn mask_and(a: __m256d, b: __m256d) -> __m256d {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm256_and_pd(a, b) }
+    }
+    #[inline(always)]
+    fn mask_bits(mask: __m256d) -> u32 {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm256_movemask_pd(mask) as u32 }
+    }
+    #[inline(always)]
+    fn shl_mantissa(self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_castpd_si256(self.0))) })
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f64 {
+        let lanes = lanes_f64(self.0);
+        lanes[1..]
+            .iter()
+            .fold(lanes[0], |a, &b| if a > b { a } else { b })
+    }
+    #[inline(always)]
+    fn reduce_sum_f64(self) -> f64 {
+        let l = lanes_f64(self.0);
+        (l[0] + l[2]) + (l[1] + l[3])
+    }
+}

@@ -1,0 +1,247 @@
+//! Vector maths, written once and instantiated per instruction set.
+//!
+//! The kernels in `crate::kernels` are generic over an [`Isa`] token. An `Isa` names one vector
+//! type per compute precision ([`Isa::F32`], [`Isa::F64`]) that implements [`FloatVec`], the small
+//! set of operations the kernels need (arithmetic, fused multiply-add, x86-style min/max, masks,
+//! loads and stores, lane reductions, and the one bit trick the exponential needs). Everything else
+//! (the exponential, the online max/sum merge) is built on top of `FloatVec` in this module tree,
+//! so each ISA contributes only its primitive operations:
+//!
+//! * [`scalar::Scalar`]: one lane, plain Rust, available everywhere.
+//! * [`avx2::Avx2`] (x86-64): eight f32 or four f64 lanes under AVX2 + FMA, entered through pulp's
+//!   `V3` token, which both detects the features at run time and compiles the kernel body with
+//!   `#[target_feature(enable = "avx2,fma,…")]`.
+//!
+//! A vector value can only be created through its `Isa` token, and the AVX2 token only exists
+//! after run-time detection succeeded; that is what makes the intrinsic calls sound.
+
+pub(crate) mod exp;
+mod real;
+pub(crate) mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+
+use core::fmt::Debug;
+use core::ops::{Add, Mul, Neg, Sub};
+
+/// The compute precision of a kernel: `f32` (for f32, and later f16/bf16 storage) or `f64`.
+pub trait Real:
+    Copy
+    + Debug
+    + PartialOrd
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Neg<Output = Self>
+{
+    /// The vector of this precision under instruction set `S`.
+    type Vec<S: Isa>: FloatVec<Real = Self, Isa = S>;
+
+    const ZERO: Self;
+    const ONE: Self;
+    const NEG_INFINITY: Self;
+    const INFINITY: Self;
+    const NAN: Self;
+    const MAX: Self;
+    const MIN_POSITIVE: Self;
+
+    fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn is_nan(self) -> bool;
+    /// The largest value below `self` (finite, non-NaN `self`).
+    fn next_down(self) -> Self;
+
+    // Constants of the exponential (see `simd::exp`).
+    /// Below this argument e^x rounds to +0 (so clamping there changes nothing).
+    const EXP_MIN_ARG: Self;
+    /// Above this argument e^x rounds to +inf.
+    const EXP_MAX_ARG: Self;
+    /// Arguments in [EXP_FAST_MIN, EXP_FAST_MAX) have a normal 2^n: one scaling suffices.
+    const EXP_FAST_MIN: Self;
+    const EXP_FAST_MAX: Self;
+    const LOG2E: Self;
+    /// ln 2 split so that `n * LN2_HI` is exact for every reachable `n`.
+    const LN2_HI: Self;
+    const LN2_LO: Self;
+    /// 1.5 · 2^mantissa_bits: adding it rounds to an integer held in the low mantissa bits.
+    const ROUND_MAGIC: Self;
+    /// The exponent bias.
+    const EXP_BIAS: i32;
+    /// Non-positive arguments are scaled as `(p · 2^(n + SCALE_SHIFT)) · 2^-SCALE_SHIFT`, which
+    /// keeps the first product normal and rounds once into the subnormal range.
+    const SCALE_SHIFT: i32;
+    /// Coefficients c_k (k = d … 2, highest first) of e^r ≈ 1 + r + r²·Σ c_k r^(k−2) on
+    /// |r| ≤ ln2/2, accurate to well under one ULP.
+    const EXP_POLY: &'static [Self];
+    /// A cheaper polynomial of the same form for terms that are only summed (relative error
+    /// about 2^-23 for f32, 2^-52 for f64).
+    const EXP_POLY_SUM: &'static [Self];
+    /// Significand bits including the implicit one (24 or 53).
+    const MANTISSA_DIGITS: u32;
+}
+
+/// An instruction-set token. Holding one proves the CPU supports the instruction set.
+pub trait Isa: Copy + Send + Sync + Debug + 'static {
+    const NAME: &'static str;
+    type F32: FloatVec<Real = f32, Isa = Self>;
+    type F64: FloatVec<Real = f64, Isa = Self>;
+
+    /// Hints the CPU to fetch the cache line holding `ptr` (any address; never faults).
+    fn prefetch(self, ptr: *const u8);
+
+    /// Runs `kernel` compiled for this instruction set (inside a `#[target_feature]` function).
+    fn run<K: Kernel>(self, kernel: K) -> K::Output;
+}
+
+/// The operations a kernel may perform on a vector of `LANES` values of one precision.
+///
+/// `min` and `max` follow the x86 `minps`/`maxps` rule on every ISA: when the comparison is
+/// false (either operand NaN, or equal values), the **second** operand is returned. Kernels rely on
+/// that to let a NaN through (`max(bound, x)` returns `x` when `x` is NaN).
+pub trait FloatVec: Copy + Debug {
+    type Real: Real;
+    type Isa: Isa;
+    /// Lane mask produced by comparisons.
+    type Mask: Copy;
+    const LANES: usize;
+
+    fn splat(isa: Self::Isa, x: Self::Real) -> Self;
+    /// # Safety
+    /// `ptr` must be valid for reading `LANES` values (no alignment needed).
+    unsafe fn load(isa: Self::Isa, ptr: *const Self::Real) -> Self;
+    /// # Safety
+    /// `ptr` must be valid for writing `LANES` values (no alignment needed).
+    unsafe fn store(self, ptr: *mut Self::Real);
+
+    fn add(self, b: Self) -> Self;
+    fn sub(self, b: Self) -> Self;
+    fn mul(self, b: Self) -> Self;
+    /// `self * b + c` with one rounding.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// `if self > b { self } else { b }` (x86 `maxps`).
+    fn max(self, b: Self) -> Self;
+    /// `if self < b { self } else { b }` (x86 `minps`).
+    fn min(self, b: Self) -> Self;
+
+    fn lt(self, b: Self) -> Self::Mask;
+    fn ge(self, b: Self) -> Self::Mask;
+    fn eq(self, b: Self) -> Self::Mask;
+    /// Lanes that are NaN.
+    fn is_nan(self) -> Self::Mask;
+    /// `mask ? self : 0`.
+    fn and_mask(self, mask: Self::Mask) -> Self;
+    /// `mask ? a : b`.
+    fn select(mask: Self::Mask, a: Self, b: Self) -> Self;
+    fn mask_or(a: Self::Mask, b: Self::Mask) -> Self::Mask;
+    fn mask_and(a: Self::Mask, b: Self::Mask) -> Self::Mask;
+    /// Bit `i` set when lane `i` of the mask is set.
+    fn mask_bits(mask: Self::Mask) -> u32;
+
+    /// Reinterprets the bits as an integer, shifts left by the explicit mantissa width (23 or
+    /// 52) and reinterprets back: turns `ROUND_MAGIC + bias + n` into `2^n`.
+    fn shl_mantissa(self) -> Self;
+
+    /// Lane-wise maximum with the x86 rule applied left to right (lane 0 first).
+    fn reduce_max(self) -> Self::Real;
+    /// Sum of the lanes, accumulated in f64.
+    fn reduce_sum_f64(self) -> f64;
+}
+
+/// The largest `LANES` of any vector type (AVX-512 f32 would be 16).
+pub(crate) const MAX_LANES: usize = 16;
+
+/// A kernel body generic over the instruction set, run by [`dispatch`] (crate-internal: the
+/// module is private).
+pub trait Kernel {
+    type Output;
+    fn run<S: Isa>(self, isa: S) -> Self::Output;
+}
+
+/// The instruction-set paths xent has. [`crate::isa`] reports the one in use.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum IsaPath {
+    /// Portable scalar code, one lane.
+    Scalar,
+    /// x86-64 AVX2 + FMA (pulp's `V3` level), 256-bit vectors.
+    Avx2Fma,
+}
+
+impl IsaPath {
+    /// A short name (`"scalar"`, `"avx2+fma"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            IsaPath::Scalar => scalar::Scalar::NAME,
+            IsaPath::Avx2Fma => "avx2+fma",
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_available(self) -> bool {
+        match self {
+            IsaPath::Scalar => true,
+            IsaPath::Avx2Fma => {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    avx2::Avx2::try_new().is_some()
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    false
+                }
+            }
+        }
+    }
+
+    /// Every path, best first.
+    pub const ALL: [IsaPath; 2] = [IsaPath::Avx2Fma, IsaPath::Scalar];
+}
+
+impl core::fmt::Display for IsaPath {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+std::thread_local! {
+    static FORCED: core::cell::Cell<Option<IsaPath>> = const { core::cell::Cell::new(None) };
+}
+
+/// The best path this CPU runs, detected once.
+pub(crate) fn detected() -> IsaPath {
+    use std::sync::OnceLock;
+    static BEST: OnceLock<IsaPath> = OnceLock::new();
+    *BEST.get_or_init(|| {
+        IsaPath::ALL
+            .into_iter()
+            .find(|p| p.is_available())
+            .unwrap_or(IsaPath::Scalar)
+    })
+}
+
+/// The path the calling thread uses now: a forced one (see [`crate::force_isa`]) or the best.
+pub(crate) fn current() -> IsaPath {
+    FORCED.with(|f| f.get()).unwrap_or_else(detected)
+}
+
+pub(crate) fn set_forced(path: Option<IsaPath>) -> Option<IsaPath> {
+    FORCED.with(|f| f.replace(path))
+}
+
+/// Runs `kernel` on `path`, which the caller obtained from [`current`] (so it is available).
+#[inline]
+pub(crate) fn dispatch<K: Kernel>(path: IsaPath, kernel: K) -> K::Output {
+    match path {
+        IsaPath::Scalar => kernel.run(scalar::Scalar),
+        IsaPath::Avx2Fma => {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(isa) = avx2::Avx2::try_new() {
+                return isa.run(kernel);
+            }
+            kernel.run(scalar::Scalar)
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The portable path: one lane, plain Rust, same algorithms as the vector paths.
+
+use super::{FloatVec, Isa, Kernel};
+
+/// The scalar instruction-set token (always available).
+#[derive(Copy, Clone, Debug)]
+pub struct Scalar;
+
+impl Isa for Scalar {
+    const NAME: &'static str = "scalar";
+    type F32 = f32;
+    type F64 = f64;
+
+    #[inline(always)]
+    fn prefetch(self, _ptr: *const u8) {}
+
+    #[inline(always)]
+    fn run<K: Kernel>(self, kernel: K) -> K::Output {
+        kernel.run(self)
+    }
+}
+
+macro_rules! scalar_vec {
+    ($t:ty, $bits:ty, $shift:expr) => {
+        impl FloatVec for $t {
+            type Real = $t;
+            type Isa = Scalar;
+            type Mask = bool;
+            const LANES: usize = 1;
+
+            #[inline(always)]
+            fn splat(_: Scalar, x: $t) -> Self {
+                x
+            }
+            #[inline(always)]
+            unsafe fn load(_: Scalar, ptr: *const $t) -> Self {
+                // SAFETY: the caller guarantees `ptr` is readable for one value.
+                unsafe { ptr.read_unaligned() }
+            }
+            #[inline(always)]
+            unsafe fn store(self, ptr: *mut $t) {
+                // SAFETY: the caller guarantees `ptr` is writable for one value.
+                unsafe { ptr.write_unaligned(self) }
+            }
+            #[inline(always)]
+            fn add(self, b: Self) -> Self {
+                self + b
+            }
+            #[inline(always)]
+            fn sub(self, b: Self) -> Self {
+                self - b
+            }
+            #[inline(always)]
+            fn mul(self, b: Self) -> Self {
+                self * b
+            }
+            #[inline(always)]
+            fn mul_add(self, b: Self, c: Self) -> Self {
+                // Fused, as on the vector paths, so every path rounds the same way.
+                <$t>::mul_add(self, b, c)
+            }
+            #[inline(always)]
+            fn max(self, b: Self) -> Self {
+                if self > b {
+                    self
+                } else {
+                    b
+                }
+            }
+            #[inline(always)]
+            fn min(self, b: Self) -> Self {
+                if self < b {
+                    self
+                } else {
+                    b
+                }
+            }
+            #[inline(always)]
+            fn lt(self, b: Self) -> bool {
+                self < b
+            }
+            #[inline(always)]
+            fn ge(self, b: Self) -> bool {
+                self >= b
+            }
+            #[inline(always)]
+            fn eq(self, b: Self) -> bool {
+                self == b
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                self != self
+            }
+            #[inline(always)]
+            fn and_mask(self, mask: bool) -> Self {
+                if mask {
+                    self
+                } else {
+                    0.0
+                }
+            }
+            #[inline(always)]
+            fn select(mask: bool, a: Self, b: Self) -> Self {
+                if mask {
+                    a
+                } else {
+                    b
+                }
+            }
+            #[inline(always)]
+            fn mask_or(a: bool, b: bool) -> bool {
+                a | b
+            }
+            #[inline(always)]
+            fn mask_and(a: bool, b: bool) -> bool {
+                a & b
+            }
+            #[inline(always)]
+            fn mask_bits(mask: bool) -> u32 {
+                mask as u32
+            }
+            #[inline(always)]
+            fn shl_mantissa(self) -> Self {
+                <$t>::from_bits(self.to_bits().wrapping_shl($shift))
+            }
+            #[inline(always)]
+            fn reduce_max(self) -> $t {
+                self
+            }
+            #[inline(always)]
+            fn reduce_sum_f64(self) -> f64 {
+                self as f64
+            }
+        }
+    };
+}
+
+scalar_vec!(f32, u32, 23);
+scalar_vec!(f64, u64, 52);

@@ -1,0 +1,166 @@
+//! The exponential: every f32 input, and 10^8 f64 inputs over the whole domain plus the edges,
+//! on every instruction-set path, within 1 ULP of the exact value.
+
+mod common;
+
+use common::{for_each_path, ulp_error};
+use rayon::prelude::*;
+
+/// Max ULP error of xent::exp over `xs` against the oracle `exact`.
+fn max_error<E: xent::Element + Send + Sync>(
+    xs: &[E],
+    exact: impl Fn(E) -> f64 + Sync,
+) -> (f64, E) {
+    let path = xent::isa();
+    xs.par_chunks(1 << 14)
+        .map(|chunk| {
+            let _g = xent::force_isa(path).unwrap();
+            let mut out = chunk.to_vec();
+            xent::exp_inplace(&mut out);
+            let mut worst = (0.0f64, chunk[0]);
+            for (&x, &y) in chunk.iter().zip(&out) {
+                let e = ulp_error::<E>(y, exact(x));
+                if e > worst.0 || e.is_nan() {
+                    worst = (e, x);
+                }
+            }
+            worst
+        })
+        .reduce(
+            || (0.0, E::from_f64(0.0)),
+            |a, b| if b.0 > a.0 { b } else { a },
+        )
+}
+
+#[test]
+fn exp_f32_edges() {
+    for_each_path(|path| {
+        let cases = [
+            (0.0f32, 1.0f32),
+            (-0.0, 1.0),
+            (f32::INFINITY, f32::INFINITY),
+            (f32::NEG_INFINITY, 0.0),
+            (89.0, f32::INFINITY),
+            (88.8, f32::INFINITY),
+            (-104.0, 0.0),
+            (-1000.0, 0.0),
+            (f32::MAX, f32::INFINITY),
+            (f32::MIN, 0.0),
+        ];
+        for (x, want) in cases {
+            let mut y = [0f32];
+            xent::exp(&[x], &mut y).unwrap();
+            assert_eq!(y[0], want, "{path}: exp({x})");
+        }
+        let mut y = [0f32];
+        xent::exp(&[f32::NAN], &mut y).unwrap();
+        assert!(y[0].is_nan(), "{path}");
+        // The largest finite result and the smallest subnormal.
+        let (e, _) = max_error(&[88.72283f32, -103.27893, -87.33655, -87.33654], |x| {
+            (x as f64).exp()
+        });
+        assert!(e <= 1.0, "{path}: {e}");
+    });
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "2^32 inputs: run in release (.ci/run does)"
+)]
+fn exp_f32_exhaustive() {
+    for_each_path(|path| {
+        let mut worst = (0.0f64, 0f32);
+        // 16 slabs of 2^28 inputs keep memory small.
+        for slab in 0u64..16 {
+            let xs: Vec<f32> = ((slab << 28)..((slab + 1) << 28))
+                .map(|b| f32::from_bits(b as u32))
+                .collect();
+            // glibc's exp is accurate to well under 1e-3 f32 ULP: the f64 result is the exact
+            // value for this purpose.
+            let w = max_error(&xs, |x| (x as f64).exp());
+            if w.0 > worst.0 {
+                worst = w;
+            }
+        }
+        println!(
+            "exp f32 {path}: max error {:.4} ULP at {:e}",
+            worst.0, worst.1
+        );
+        assert!(worst.0 <= 1.0, "{path}: {} ULP at {:e}", worst.0, worst.1);
+    });
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn f64_exact(x: f64) -> f64 {
+    xent::reference::exp(x)
+}
+
+#[test]
+fn exp_f64_edges() {
+    for_each_path(|path| {
+        let cases = [
+            (0.0f64, 1.0f64),
+            (-0.0, 1.0),
+            (f64::INFINITY, f64::INFINITY),
+            (f64::NEG_INFINITY, 0.0),
+            (710.0, f64::INFINITY),
+            (-746.0, 0.0),
+            (f64::MAX, f64::INFINITY),
+            (f64::MIN, 0.0),
+        ];
+        for (x, want) in cases {
+            let mut y = [0f64];
+            xent::exp(&[x], &mut y).unwrap();
+            assert_eq!(y[0], want, "{path}: exp({x})");
+        }
+        let edges = [
+            709.782712893384f64,
+            709.7827128933841,
+            -708.3964185322641,
+            -745.1332191019411,
+            -745.13321910194,
+            -744.44,
+            1e-300,
+            -1e-300,
+            5e-324,
+            0.5 * core::f64::consts::LN_2,
+            -0.5 * core::f64::consts::LN_2,
+        ];
+        let (e, x) = max_error(&edges, f64_exact);
+        assert!(e <= 1.0, "{path}: {e} ULP at {x:e}");
+    });
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "10^8 inputs: run in release (.ci/run does)"
+)]
+fn exp_f64_random_1e8() {
+    let n = 100_000_000usize;
+    for_each_path(|path| {
+        // Half uniform over the interesting range, half uniform bit patterns (every binade).
+        let mut seed = 0x5EED_0000 + path as u64;
+        let xs: Vec<f64> = (0..n)
+            .map(|i| {
+                let r = splitmix(&mut seed);
+                if i % 2 == 0 {
+                    -746.0 + (r >> 11) as f64 * (1456.0 / (1u64 << 53) as f64)
+                } else {
+                    f64::from_bits(r)
+                }
+            })
+            .collect();
+        let (e, x) = max_error(&xs, f64_exact);
+        println!("exp f64 {path}: max error {e:.4} ULP at {x:e} over {n} inputs");
+        assert!(e <= 1.0, "{path}: {e} ULP at {x:e}");
+    });
+}

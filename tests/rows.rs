@@ -1,0 +1,183 @@
+//! Softmax, log-softmax and log-sum-exp against the oracle: every length around the vector and
+//! unroll widths, random lengths up to 100 000, every alignment, several value distributions,
+//! special values, temperatures, and every instruction-set path.
+
+mod common;
+
+use common::rows::check_rows;
+use common::{for_each_path, special_f64};
+use proptest::prelude::*;
+use xent::Element;
+
+/// A value generator: a distribution family, a scale and an offset.
+fn values<E: Element>(
+    n: usize,
+    seed: u64,
+    family: u8,
+    scale: f64,
+    offset: f64,
+    specials: bool,
+) -> Vec<E> {
+    let mut s = seed | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let sp = special_f64();
+    (0..n)
+        .map(|_| {
+            let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
+            if specials && next() % 16 == 0 {
+                return E::from_f64(sp[(next() % sp.len() as u64) as usize]);
+            }
+            let v = match family % 4 {
+                0 => (u - 0.5) * 2.0,                                           // uniform
+                1 => (-2.0 * (u + 1e-300).ln()).sqrt() * (next() as f64).cos(), // ~normal
+                2 => {
+                    if u < 0.02 {
+                        8.0
+                    } else {
+                        u - 1.0
+                    }
+                } // one dominant class
+                _ => (u * 40.0).floor() / 4.0,                                  // many ties
+            };
+            E::from_f64(v * scale + offset)
+        })
+        .collect()
+}
+
+fn check_all<E: Element>(
+    rows: usize,
+    cols: usize,
+    seed: u64,
+    family: u8,
+    scale: f64,
+    offset: f64,
+    specials: bool,
+    tau: f64,
+    align: usize,
+) {
+    let x = values::<E>(rows * cols + align, seed, family, scale, offset, specials);
+    let x = &x[align..];
+    for_each_path(|_| {
+        check_rows(x, cols, tau);
+    });
+}
+
+const SCALES: [f64; 6] = [0.01, 1.0, 10.0, 100.0, 1e4, 1e30];
+
+#[test]
+fn every_small_length_every_alignment() {
+    // 2 × (8 lanes × 4 accumulators) + 1 = 65 covers every head/tail split of the f32 path.
+    for cols in 0..=65usize {
+        for align in 0..8 {
+            let scale = SCALES[(cols + align) % SCALES.len()];
+            check_all::<f32>(
+                3,
+                cols.max(1),
+                cols as u64 * 31 + align as u64,
+                (cols % 4) as u8,
+                scale,
+                0.0,
+                false,
+                1.0,
+                align,
+            );
+            check_all::<f64>(
+                2,
+                cols.max(1),
+                cols as u64 * 17 + align as u64,
+                (align % 4) as u8,
+                scale,
+                0.0,
+                false,
+                1.0,
+                align,
+            );
+        }
+    }
+}
+
+#[test]
+fn special_values_every_path() {
+    for cols in [1usize, 2, 7, 8, 9, 31, 33, 64, 100, 1025, 3000] {
+        for seed in 0..6 {
+            check_all::<f32>(
+                4,
+                cols,
+                seed * 977 + cols as u64,
+                seed as u8,
+                10.0,
+                0.0,
+                true,
+                1.0,
+                0,
+            );
+            check_all::<f64>(
+                4,
+                cols,
+                seed * 991 + cols as u64,
+                seed as u8,
+                10.0,
+                0.0,
+                true,
+                1.0,
+                0,
+            );
+        }
+    }
+}
+
+#[test]
+fn temperatures() {
+    for tau in [0.5, 2.0, 0.1, 7.3, 1e-3, 1e3] {
+        for cols in [5usize, 64, 1500] {
+            check_all::<f32>(3, cols, cols as u64, 1, 5.0, 0.0, true, tau, 1);
+            check_all::<f64>(3, cols, cols as u64 + 1, 1, 5.0, 0.0, true, tau, 1);
+        }
+    }
+}
+
+#[test]
+fn rows_that_span_blocks_segments_and_the_store_limit() {
+    // 1024-element blocks, the 64 Ki-element store limit of f32, and 65 536-element segments.
+    for cols in [1023usize, 1024, 1025, 4097, 65_535, 65_536, 65_537, 140_000] {
+        check_all::<f32>(1, cols, cols as u64, 1, 20.0, 3.0, false, 1.0, 3);
+        check_all::<f64>(1, cols, cols as u64, 2, 20.0, -3.0, false, 1.0, 1);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_shapes_f32(rows in 1usize..6, cols in 1usize..3000, seed in any::<u64>(),
+                         family in 0u8..4, scale in prop::sample::select(SCALES.to_vec()),
+                         offset in prop::sample::select(vec![0.0, 1e4, -1e8, 3e38]),
+                         specials in any::<bool>(), align in 0usize..8,
+                         tau in prop::sample::select(vec![1.0, 0.5, 3.0])) {
+        check_all::<f32>(rows, cols, seed, family, scale, offset, specials, tau, align);
+    }
+
+    #[test]
+    fn random_shapes_f64(rows in 1usize..6, cols in 1usize..3000, seed in any::<u64>(),
+                         family in 0u8..4, scale in prop::sample::select(SCALES.to_vec()),
+                         offset in prop::sample::select(vec![0.0, 1e4, -1e8, 1e300]),
+                         specials in any::<bool>(), align in 0usize..8,
+                         tau in prop::sample::select(vec![1.0, 0.5, 3.0])) {
+        check_all::<f64>(rows, cols, seed, family, scale, offset, specials, tau, align);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    #[test]
+    fn long_rows(cols in 3000usize..100_000, seed in any::<u64>(), family in 0u8..4) {
+        check_all::<f32>(1, cols, seed, family, 10.0, 0.0, false, 1.0, 0);
+        check_all::<f64>(1, cols, seed, family, 10.0, 0.0, false, 1.0, 0);
+    }
+}
