@@ -4,7 +4,7 @@
 //! over batches of rows (tokens or examples) × columns (classes or vocabulary), in `f32` and `f64`,
 //! dispatched at run time to the best instruction set the CPU has (AVX2 + FMA on x86-64, or a
 //! portable scalar path), parallel over rows with rayon, and tested against a scalar oracle that
-//! computes in higher precision ([`reference`]).
+//! computes in higher precision ([`mod@reference`]).
 //!
 //! Rows are row-major and contiguous: a batch of `rows` rows with `cols` columns is a slice of
 //! length `rows * cols`.
@@ -12,8 +12,8 @@
 //! ## The worked example
 //!
 //! The logits a model produces for `Max(1,6,2)` over a 20-token vocabulary; the answer is token
-//! 8 (`'6'`). The exponentials sum to 61.6043, so p[8] = 0.690229 and the cross-entropy loss is
-//! −ln p[8] = 0.370732:
+//! 8 (`'6'`). The exponentials sum to 61.6043, so p\[8\] = 0.690229 and the cross-entropy loss is
+//! −ln p\[8\] = 0.370732:
 //!
 //! ```
 //! let logits: [f32; 20] = [

@@ -46,7 +46,8 @@ pub(crate) fn for_each_index(count: usize, f: impl Fn(usize) + Sync + Send) {
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
-        if count > 1 {
+        // With one thread, handing the work to the pool only adds a round trip.
+        if count > 1 && threads() > 1 {
             (0..count).into_par_iter().for_each(f);
             return;
         }
@@ -59,7 +60,7 @@ pub(crate) fn map_indices<R: Send>(count: usize, f: impl Fn(usize) -> R + Sync +
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
-        if count > 1 {
+        if count > 1 && threads() > 1 {
             return (0..count).into_par_iter().map(f).collect();
         }
     }

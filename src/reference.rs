@@ -237,6 +237,12 @@ fn row_kind<E: Element>(x: &[E], tau: f64) -> RowKind {
 /// (a − m)/τ in double-double (a − m is exact in double-double for f64 inputs).
 fn scaled_diff(a: f64, m: f64, tau: f64) -> Dd {
     let d = two_sum(a, -m);
+    if d.hi.is_infinite() && a.is_finite() && tau != 1.0 {
+        // a − m overflows; (a − m)/τ may not.
+        return Dd::new(a)
+            .div(Dd::new(tau))
+            .sub(Dd::new(m).div(Dd::new(tau)));
+    }
     if tau == 1.0 {
         d
     } else {

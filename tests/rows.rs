@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use xent::Element;
 
 /// A value generator: a distribution family, a scale and an offset.
+#[allow(clippy::too_many_arguments)]
 fn values<E: Element>(
     n: usize,
     seed: u64,
@@ -49,6 +50,7 @@ fn values<E: Element>(
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_all<E: Element>(
     rows: usize,
     cols: usize,

@@ -141,6 +141,7 @@ impl<E: Element> Kernel for SegmentWrite<E> {
 /// `src` is valid for reading `rows * cols` elements. For softmax / log-softmax, `dst` is valid
 /// for writing `rows * cols` elements and is either `src` or disjoint from it; for log-sum-exp,
 /// `lse` is valid for writing `rows` elements. No other thread accesses these buffers.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn run_rows<E: Element>(
     path: IsaPath,
     op: RowOp,

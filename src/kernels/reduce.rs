@@ -18,26 +18,30 @@ pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
     let lanes = VecOf::<S, E>::LANES;
     let ninf = <E::Real as Real>::NEG_INFINITY;
     let init = <VecOf<S, E> as FloatVec>::splat(isa, ninf);
-    let mut acc = [init; 4];
+    // `v.max(acc)` returns acc when v is NaN: NaN never enters an accumulator.
+    let (mut acc, mut acc2) = (init, init);
     let mut nan = init.is_nan();
     let n = x.len();
     let p = x.as_ptr();
     let mut i = 0;
     while i + 4 * lanes <= n {
-        for (k, a) in acc.iter_mut().enumerate() {
-            // SAFETY: i + (k + 1) * lanes <= n.
-            let v = unsafe { E::load(isa, p.add(i + k * lanes)) };
-            *a = v.max(*a);
-            if TRACK_NAN {
-                nan = VecOf::<S, E>::mask_or(nan, v.is_nan());
-            }
+        // SAFETY: i + 4 * lanes <= n.
+        let v = unsafe { [0, 1, 2, 3].map(|k| E::load(isa, p.add(i + k * lanes))) };
+        acc = v[1].max(v[0].max(acc));
+        acc2 = v[3].max(v[2].max(acc2));
+        if TRACK_NAN {
+            let any = VecOf::<S, E>::mask_or(
+                VecOf::<S, E>::mask_or(v[0].is_nan(), v[1].is_nan()),
+                VecOf::<S, E>::mask_or(v[2].is_nan(), v[3].is_nan()),
+            );
+            nan = VecOf::<S, E>::mask_or(nan, any);
         }
         i += 4 * lanes;
     }
     while i + lanes <= n {
         // SAFETY: i + lanes <= n.
         let v = unsafe { E::load(isa, p.add(i)) };
-        acc[0] = v.max(acc[0]);
+        acc = v.max(acc);
         if TRACK_NAN {
             nan = VecOf::<S, E>::mask_or(nan, v.is_nan());
         }
@@ -45,12 +49,12 @@ pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
     }
     if i < n {
         let v = load_tail(isa, &x[i..], ninf);
-        acc[1] = v.max(acc[1]);
+        acc = v.max(acc);
         if TRACK_NAN {
             nan = VecOf::<S, E>::mask_or(nan, v.is_nan());
         }
     }
-    let m = acc[0].max(acc[1]).max(acc[2].max(acc[3])).reduce_max();
+    let m = acc2.max(acc).reduce_max();
     (m, TRACK_NAN && VecOf::<S, E>::mask_bits(nan) != 0)
 }
 

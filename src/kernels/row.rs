@@ -56,14 +56,28 @@ pub(crate) fn store_limit<E: Element>() -> usize {
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub(crate) struct Stats {
     pub max: f64,
+    /// The sum, rounded to f64 ...
     pub sum: f64,
+    /// ... and what the rounding left out (|comp| ≤ ulp(sum)/2): merging hundreds of blocks of
+    /// an f64 row must not cost it ULPs.
+    pub comp: f64,
 }
 
 impl Stats {
     pub const EMPTY: Stats = Stats {
         max: f64::NEG_INFINITY,
         sum: 0.0,
+        comp: 0.0,
     };
+
+    /// Statistics with an exact sum.
+    pub fn new(max: f64, sum: f64) -> Stats {
+        Stats {
+            max,
+            sum,
+            comp: 0.0,
+        }
+    }
 
     /// e^((m − max)/τ): the weight of a part whose maximum is `m` in a whole whose maximum is
     /// `max` (1 when they are equal, including equal infinities). The rounding errors of
@@ -97,9 +111,28 @@ impl Stats {
         } else {
             self.max
         };
-        let sum = self.sum * Stats::weight(self.max, max, tau)
-            + other.sum * Stats::weight(other.max, max, tau);
-        Stats { max, sum }
+        let (wa, wb) = (
+            Stats::weight(self.max, max, tau),
+            Stats::weight(other.max, max, tau),
+        );
+        let pa = self.sum * wa;
+        let pb = other.sum * wb;
+        let s = pa + pb;
+        if !s.is_finite() {
+            return Stats::new(max, s);
+        }
+        // Error-free transformations of the two products and of their sum.
+        let ea = self.sum.mul_add(wa, -pa) + self.comp * wa;
+        let eb = other.sum.mul_add(wb, -pb) + other.comp * wb;
+        let bb = s - pa;
+        let es = (pa - (s - bb)) + (pb - bb);
+        let e = es + ea + eb;
+        let sum = s + e;
+        Stats {
+            max,
+            sum,
+            comp: e - (sum - s),
+        }
     }
 
     /// ln Σ e^(x/τ) = max/τ + ln S, with the special values of docs/semantics.md.
@@ -191,10 +224,7 @@ fn special_block_stats<E: Element>(x: &[E], m: E::Real, out: Option<&mut [E]>) -
     } else {
         0.0
     };
-    Stats {
-        max: m.to_f64(),
-        sum,
-    }
+    Stats::new(m.to_f64(), sum)
 }
 
 /// (x − m)/τ as the rounded value only: enough for sums.
@@ -268,43 +298,52 @@ fn block_sum_exp<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
     let ninf = <E::Real as Real>::NEG_INFINITY;
     let term = ExpTerm::<S, E, SCALED, STORE>::new(isa, m, sc);
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
-    let mut acc = [zero; 4];
-    let mut total = 0f64;
+    // One accumulator fed by pairs: the exponential needs most of the 16 vector registers.
+    let mut acc = zero;
+    // Neumaier summation of the f64 partial sums.
+    let (mut total, mut comp) = (0f64, 0f64);
+    let mut add = |x: f64| {
+        let t = total + x;
+        comp += if total.abs() >= x.abs() {
+            (total - t) + x
+        } else {
+            (x - t) + total
+        };
+        total = t;
+    };
     let mut rounds = 0u32;
     let mut i = 0;
-    while i + 4 * lanes <= n {
+    while i + 2 * lanes <= n {
         // Fetch the next block while this one computes: its max pass then reads from cache
-        // and the DRAM transfer overlaps the exponentials. 4 * lanes elements are 128 bytes.
-        let ahead = src.wrapping_add(i + BLOCK) as *const u8;
-        isa.prefetch(ahead);
-        isa.prefetch(ahead.wrapping_add(64));
-        for (k, a) in acc.iter_mut().enumerate() {
-            // SAFETY: i + (k + 1) * lanes <= n, and src/dst are valid for n elements.
-            unsafe {
-                let y = term.apply(E::load(isa, src.add(i + k * lanes)));
-                if STORE {
-                    E::store(y, dst.add(i + k * lanes));
-                }
-                *a = a.add(y);
+        // and the DRAM transfer overlaps the exponentials. 2 * lanes elements are 64 bytes.
+        isa.prefetch(src.wrapping_add(i + BLOCK) as *const u8);
+        // SAFETY: i + 2 * lanes <= n, and src/dst are valid for n elements.
+        unsafe {
+            let y0 = term.apply(E::load(isa, src.add(i)));
+            let y1 = term.apply(E::load(isa, src.add(i + lanes)));
+            if STORE {
+                E::store(y0, dst.add(i));
+                E::store(y1, dst.add(i + lanes));
             }
+            acc = acc.add(y0.add(y1));
         }
-        i += 4 * lanes;
-        // Each f32 lane adds at most 8 terms before the partial sums move to f64: the sum's
+        i += 2 * lanes;
+        // Each lane adds at most 8 terms before the partial sums move to f64: the sum's
         // rounding error stays near one ULP whatever the row length and lane count.
         rounds += 1;
-        if rounds % 8 == 0 {
-            total += acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum_f64();
-            acc = [zero; 4];
+        if rounds % 4 == 0 {
+            add(acc.reduce_sum_f64());
+            acc = zero;
         }
     }
-    while i + lanes <= n {
+    if i + lanes <= n {
         // SAFETY: i + lanes <= n, and src/dst are valid for n elements.
         unsafe {
             let y = term.apply(E::load(isa, src.add(i)));
             if STORE {
                 E::store(y, dst.add(i));
             }
-            acc[0] = acc[0].add(y);
+            acc = acc.add(y);
         }
         i += lanes;
     }
@@ -318,9 +357,10 @@ fn block_sum_exp<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
                 core::slice::from_raw_parts_mut(dst.add(i), n - i)
             });
         }
-        acc[1] = acc[1].add(y);
+        acc = acc.add(y);
     }
-    (total + acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum_f64()) * unscale::<E>()
+    add(acc.reduce_sum_f64());
+    (total + comp) * unscale::<E>()
 }
 
 /// 2^-SCALE_SHIFT: undoes the scaling of [`exp_scaled`].
@@ -428,10 +468,7 @@ unsafe fn block_stats<S: Isa, E: Element, const SCALED: bool, const STORE: bool>
         return unsafe { special_block(src, dst, n, m, STORE) };
     }
     let sum = block_sum_exp::<S, E, SCALED, STORE>(isa, src, dst, n, m, sc);
-    Stats {
-        max: m.to_f64(),
-        sum,
-    }
+    Stats::new(m.to_f64(), sum)
 }
 
 /// # Safety
@@ -727,7 +764,7 @@ unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
     sc: &Scale<E::Real>,
 ) {
     let neg_m = splat::<S, E>(isa, <E::Real as Real>::from_f64(-st.max));
-    let ln_s = st.sum.ln();
+    let ln_s = st.sum.ln() + st.comp / st.sum;
     let ln_hi = <E::Real as Real>::from_f64(ln_s);
     let ln_lo = <E::Real as Real>::from_f64(ln_s - ln_hi.to_f64());
     let (ln_hi, ln_lo) = (splat::<S, E>(isa, ln_hi), splat::<S, E>(isa, ln_lo));
@@ -736,6 +773,8 @@ unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
         ln_hi,
         ln_lo,
         neg_inf: splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY),
+        neg_max: splat::<S, E>(isa, -<E::Real as Real>::MAX),
+        m_scaled: splat::<S, E>(isa, <E::Real as Real>::from_f64(st.max * sc.inv_f64)),
         sc: ScaleVecs::<S, E>::new(isa, sc),
     };
     // SAFETY: forwarded.
@@ -747,6 +786,9 @@ struct LogSoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
     ln_hi: VecOf<S, E>,
     ln_lo: VecOf<S, E>,
     neg_inf: VecOf<S, E>,
+    neg_max: VecOf<S, E>,
+    /// M/τ, for the rows where x − M overflows but (x − M)/τ does not (τ > 1).
+    m_scaled: VecOf<S, E>,
     sc: ScaleVecs<S, E>,
 }
 
@@ -754,8 +796,14 @@ impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxM
     #[inline(always)]
     fn apply(&self, x: VecOf<S, E>) -> VecOf<S, E> {
         let (hi, lo) = scaled_diff_exact::<S, E, SCALED>(x, self.neg_m, self.sc);
-        // lo is NaN where hi is -inf (x = -inf): drop it there.
+        // lo is NaN where hi is -inf (x = -inf, or x − M overflowed): drop it there.
         let lo = lo.and_mask(self.neg_inf.lt(hi));
+        let hi = if SCALED {
+            let overflowed = VecOf::<S, E>::mask_and(hi.lt(self.neg_max), self.neg_inf.lt(x));
+            VecOf::<S, E>::select(overflowed, x.mul(self.sc.inv).sub(self.m_scaled), hi)
+        } else {
+            hi
+        };
         hi.sub(self.ln_hi).add(lo.sub(self.ln_lo))
     }
 }

@@ -46,8 +46,8 @@ impl Real for f32 {
     const EXP_FAST_MAX: Self = 88.0;
     const LOG2E: Self = core::f32::consts::LOG2_E;
     // 0x3F317200: 16 significant bits, so n * LN2_HI is exact for |n| < 2^8.
-    const LN2_HI: Self = 0.693_145_751_953_125;
-    const LN2_LO: Self = 1.428_606_820_309_417_2e-6;
+    const LN2_HI: Self = f32::from_bits(0x3f31_7200); // 0.693145751953125
+    const LN2_LO: Self = f32::from_bits(0x35bf_be8e); // ln 2 − LN2_HI, rounded
     const ROUND_MAGIC: Self = 12_582_912.0;
     const EXP_BIAS: i32 = 127;
     const SCALE_SHIFT: i32 = 64;
@@ -112,8 +112,8 @@ impl Real for f64 {
     const EXP_FAST_MAX: Self = 709.0;
     const LOG2E: Self = core::f64::consts::LOG2_E;
     // 0x3FE62E42FEE00000: the low 21 bits are zero, so n * LN2_HI is exact for |n| < 2^11.
-    const LN2_HI: Self = 6.931_471_803_691_238_164_9e-1;
-    const LN2_LO: Self = 1.908_214_929_270_587_700_0e-10;
+    const LN2_HI: Self = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: Self = f64::from_bits(0x3dea_39ef_3579_3c76); // ln 2 − LN2_HI, rounded
     const ROUND_MAGIC: Self = 6_755_399_441_055_744.0;
     const EXP_BIAS: i32 = 1023;
     const SCALE_SHIFT: i32 = 512;

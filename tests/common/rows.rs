@@ -65,7 +65,7 @@ pub struct Worst {
 pub fn check_rows<E: Element>(x: &[E], cols: usize, tau: f64) -> Worst {
     let b = bounds::<E>();
     let sm = Softmax::new().temperature(tau);
-    let rows = if cols == 0 { 0 } else { x.len() / cols };
+    let rows = x.len().checked_div(cols).unwrap_or(0);
     let mut p = vec![E::from_f64(7.0); x.len()];
     let mut lp = vec![E::from_f64(7.0); x.len()];
     let mut lse = vec![E::from_f64(7.0); rows];
