@@ -5,6 +5,7 @@
 //! cargo run --release --example throughput -- --quick     # CI smoke run
 //! cargo run --release --example throughput -- --kernels softmax,logsumexp \
 //!     --shapes 4096x32000,1x16777216 --dtypes f32 --threads 1,2 --isa scalar
+//! cargo run --release --example throughput -- --store-limit 0   # softmax always recomputes
 //! ```
 //!
 //! It measures the streaming bandwidth itself first (read-only, copy, in-place read-modify-write,
@@ -140,6 +141,10 @@ fn parse_args() -> Options {
                 );
                 i += 1;
             }
+            "--store-limit" => {
+                xent::set_softmax_store_limit_bytes(val().parse().unwrap());
+                i += 1;
+            }
             "--min-ms" => {
                 o.min_time = Duration::from_millis(val().parse().unwrap());
                 i += 1;
@@ -184,7 +189,9 @@ impl Bandwidth {
     }
 }
 
-/// Streaming bandwidth in GB/s (bytes read + bytes written per second), on 512 MiB buffers.
+/// Streaming bandwidth in GB/s (bytes read + bytes written per second), on `bytes`-sized buffers
+/// far larger than the caches: read-only (a sum), copy with non-temporal stores (what a kernel
+/// writing a fresh output can reach), and in-place read-modify-write.
 fn measure_bandwidth(bytes: usize, min_time: Duration) -> Bandwidth {
     let n = bytes / 8;
     let src: Vec<u64> = (0..n as u64).collect();
@@ -193,14 +200,22 @@ fn measure_bandwidth(bytes: usize, min_time: Duration) -> Bandwidth {
     let read = best_time(min_time, || {
         let s: u64 = src
             .par_chunks(chunk)
-            .map(|c| c.iter().fold(0u64, |a, &b| a ^ b))
-            .reduce(|| 0, |a, b| a ^ b);
+            .map(|c| {
+                let mut acc = [0u64; 8];
+                for v in c.chunks_exact(8) {
+                    for (a, &b) in acc.iter_mut().zip(v) {
+                        *a = a.wrapping_add(b);
+                    }
+                }
+                acc.iter().fold(0u64, |a, &b| a.wrapping_add(b))
+            })
+            .reduce(|| 0, u64::wrapping_add);
         black_box(s);
     });
     let copy = best_time(min_time, || {
         dst.par_chunks_mut(chunk)
             .zip(src.par_chunks(chunk))
-            .for_each(|(d, s)| d.copy_from_slice(s));
+            .for_each(|(d, s)| copy_streaming(s, d));
     });
     let rmw = best_time(min_time, || {
         dst.par_chunks_mut(chunk)
@@ -212,6 +227,31 @@ fn measure_bandwidth(bytes: usize, min_time: Duration) -> Bandwidth {
         copy: 2.0 * gb / copy.as_secs_f64(),
         rmw: 2.0 * gb / rmw.as_secs_f64(),
     }
+}
+
+/// Copies with non-temporal (cache-bypassing) stores where the CPU has them (SSE2 on x86-64).
+fn copy_streaming(src: &[u64], dst: &mut [u64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+        let pairs = src.len().min(dst.len()) / 2;
+        let aligned = dst.as_ptr() as usize % 16 == 0;
+        if aligned {
+            for i in 0..pairs {
+                // SAFETY: SSE2 is part of x86-64; i * 2 + 2 <= len for both slices, and dst is
+                // 16-byte aligned as _mm_stream_si128 requires.
+                unsafe {
+                    let v = _mm_loadu_si128(src.as_ptr().add(2 * i) as *const __m128i);
+                    _mm_stream_si128(dst.as_mut_ptr().add(2 * i) as *mut __m128i, v);
+                }
+            }
+            dst[2 * pairs..].copy_from_slice(&src[2 * pairs..]);
+            // SAFETY: SSE2; orders the streaming stores before later accesses.
+            unsafe { _mm_sfence() };
+            return;
+        }
+    }
+    dst.copy_from_slice(src);
 }
 
 /// The baseline: max pass, exp-and-sum pass (stores the exponentials), scale pass, per row.

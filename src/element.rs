@@ -56,6 +56,25 @@ pub trait Element:
     /// `ptr` must be valid for writing `VecOf::<S, Self>::LANES` elements.
     #[doc(hidden)]
     unsafe fn store<S: Isa>(v: VecOf<S, Self>, ptr: *mut Self);
+
+    /// Loads `n < LANES` elements; the other lanes are `pad`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading `n` elements.
+    #[doc(hidden)]
+    unsafe fn load_partial<S: Isa>(
+        isa: S,
+        ptr: *const Self,
+        n: usize,
+        pad: Self::Real,
+    ) -> VecOf<S, Self>;
+
+    /// Stores the first `n < LANES` lanes.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `n` elements.
+    #[doc(hidden)]
+    unsafe fn store_partial<S: Isa>(v: VecOf<S, Self>, ptr: *mut Self, n: usize);
 }
 
 macro_rules! native_element {
@@ -90,6 +109,16 @@ macro_rules! native_element {
                 // SAFETY: forwarded from the caller.
                 unsafe { v.store(ptr) }
             }
+            #[inline(always)]
+            unsafe fn load_partial<S: Isa>(isa: S, ptr: *const Self, n: usize, pad: $t) -> S::$vec {
+                // SAFETY: forwarded from the caller.
+                unsafe { <S::$vec as FloatVec>::load_partial(isa, ptr, n, pad) }
+            }
+            #[inline(always)]
+            unsafe fn store_partial<S: Isa>(v: S::$vec, ptr: *mut Self, n: usize) {
+                // SAFETY: forwarded from the caller.
+                unsafe { v.store_partial(ptr, n) }
+            }
         }
     };
 }
@@ -100,21 +129,13 @@ native_element!(f64, F64);
 /// Loads the `src.len()` (< LANES) trailing elements into a vector, the other lanes set to `pad`.
 #[inline(always)]
 pub(crate) fn load_tail<S: Isa, E: Element>(isa: S, src: &[E], pad: E::Real) -> VecOf<S, E> {
-    let mut buf = [pad; crate::simd::MAX_LANES];
-    for (b, &s) in buf.iter_mut().zip(src) {
-        *b = s.to_real();
-    }
-    // SAFETY: `buf` holds MAX_LANES >= LANES values.
-    unsafe { <VecOf<S, E> as FloatVec>::load(isa, buf.as_ptr()) }
+    // SAFETY: `src` is valid for its length.
+    unsafe { E::load_partial(isa, src.as_ptr(), src.len(), pad) }
 }
 
 /// Stores the first `dst.len()` (< LANES) lanes of `v`.
 #[inline(always)]
 pub(crate) fn store_tail<S: Isa, E: Element>(v: VecOf<S, E>, dst: &mut [E]) {
-    let mut buf = [<E::Real as Real>::ZERO; crate::simd::MAX_LANES];
-    // SAFETY: `buf` holds MAX_LANES >= LANES values.
-    unsafe { v.store(buf.as_mut_ptr()) };
-    for (d, &b) in dst.iter_mut().zip(&buf) {
-        *d = E::from_real(b);
-    }
+    // SAFETY: `dst` is valid for its length.
+    unsafe { E::store_partial(v, dst.as_mut_ptr(), dst.len()) }
 }

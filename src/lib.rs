@@ -95,6 +95,14 @@ impl Drop for IsaGuard {
     }
 }
 
+/// Sets the largest row (in bytes) for which softmax stores the exponentials in the statistics
+/// pass and rescales them in cache, instead of recomputing them in a second read (default
+/// 256 KiB). A tuning knob for benchmarks; results stay within the documented bounds either way.
+#[doc(hidden)]
+pub fn set_softmax_store_limit_bytes(bytes: usize) {
+    kernels::row::set_store_limit_bytes(bytes);
+}
+
 /// The maximum of `x`; `None` when empty, NaN (the first NaN of `x`) when any element is NaN.
 ///
 /// NaN propagates whatever its position (unlike x86 `maxps`, which drops a NaN in one operand).
@@ -431,3 +439,8 @@ fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), E
         })
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

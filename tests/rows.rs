@@ -183,3 +183,47 @@ proptest! {
         check_all::<f64>(1, cols, seed, family, 10.0, 0.0, false, 1.0, 0);
     }
 }
+
+/// Prints the worst errors over a fixed sweep (`cargo test --release --test rows report --
+/// --nocapture`); the numbers in docs/accuracy.md come from this run.
+#[test]
+fn report_worst_errors() {
+    fn sweep<E: Element>() {
+        for_each_path(|path| {
+            let mut w = common::rows::Worst::default();
+            for (k, cols) in [7usize, 20, 100, 1000, 5000, 32000, 70_000]
+                .into_iter()
+                .enumerate()
+            {
+                let big = cols > 5000;
+                for family in 0..if big { 1 } else { 4u8 } {
+                    for (scale, offset) in [(10.0, 0.0), (1.0, 0.0), (30.0, 1e4), (100.0, -1e3)]
+                        .into_iter()
+                        .take(if big { 1 } else { 4 })
+                    {
+                        for tau in [1.0, 0.7] {
+                            let x = values::<E>(
+                                2 * cols,
+                                k as u64 * 131 + family as u64,
+                                family,
+                                scale,
+                                offset,
+                                false,
+                            );
+                            let r = check_rows(&x, cols, tau);
+                            w.softmax_ulp = w.softmax_ulp.max(r.softmax_ulp);
+                            w.log_excess = w.log_excess.max(r.log_excess);
+                            w.lse_rel = w.lse_rel.max(r.lse_rel);
+                        }
+                    }
+                }
+            }
+            println!(
+                "{} {path}: softmax max {:.2} ULP; log_softmax max {:.3} of its bound; logsumexp max {:.3e} relative",
+                E::NAME, w.softmax_ulp, w.log_excess, w.lse_rel
+            );
+        });
+    }
+    sweep::<f32>();
+    sweep::<f64>();
+}

@@ -38,6 +38,8 @@ impl<E: Element> Kernel for RowsTask<E> {
     fn run<S: crate::simd::Isa>(self, isa: S) {
         let cols = self.cols;
         let store = cols <= row::store_limit::<E>();
+        let small = cols
+            <= row::SMALL_VECTORS * <crate::element::VecOf<S, E> as crate::simd::FloatVec>::LANES;
         for r in 0..self.rows {
             let src = self.src.wrapping_add(r * cols);
             let dst = self.dst.wrapping_add(r * cols);
@@ -45,6 +47,17 @@ impl<E: Element> Kernel for RowsTask<E> {
             // the softmax ops) likewise and equal to or disjoint from `src`, and `lse` valid
             // for `rows` outputs (log-sum-exp).
             unsafe {
+                if small {
+                    let op = match self.op {
+                        RowOp::Softmax => row::SmallOp::Softmax,
+                        RowOp::LogSoftmax => row::SmallOp::LogSoftmax,
+                        RowOp::LogSumExp => row::SmallOp::LogSumExp,
+                    };
+                    let lse = self.lse.wrapping_add(r);
+                    if row::small_row(isa, op, src, dst, lse, cols, &self.sc) {
+                        continue;
+                    }
+                }
                 if self.op == RowOp::Softmax && store {
                     row::softmax_row_stored(isa, src, dst, cols, &self.sc);
                     continue;
@@ -156,7 +169,10 @@ pub(crate) unsafe fn run_rows<E: Element>(
         return;
     }
     let threads = parallel::threads();
-    if threads > 1 && cols >= 2 * SEGMENT && rows < 2 * threads {
+    // A row that store-and-rescale handles is never split: the split path recomputes, and
+    // results must not depend on the thread count.
+    let stored = op == RowOp::Softmax && cols <= row::store_limit::<E>();
+    if threads > 1 && cols >= 2 * SEGMENT && rows < 2 * threads && !stored {
         for r in 0..rows {
             // SAFETY: row r lies inside the buffers described above.
             unsafe {

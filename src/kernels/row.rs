@@ -48,8 +48,20 @@ pub(crate) const SEGMENT: usize = 64 * BLOCK;
 /// core on the machine this was tuned on; measured in docs/design.md).
 pub(crate) const STORE_LIMIT_BYTES: usize = 256 * 1024;
 
+static STORE_LIMIT: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(STORE_LIMIT_BYTES);
+
+/// Overrides the store-and-rescale row limit (bytes), for measuring the two strategies. Capped
+/// at [`MAX_STORED_BLOCKS`] blocks of f32.
+pub(crate) fn set_store_limit_bytes(bytes: usize) {
+    STORE_LIMIT.store(
+        bytes.min(MAX_STORED_BLOCKS * BLOCK * 4),
+        core::sync::atomic::Ordering::Relaxed,
+    );
+}
+
 pub(crate) fn store_limit<E: Element>() -> usize {
-    STORE_LIMIT_BYTES / core::mem::size_of::<E>()
+    STORE_LIMIT.load(core::sync::atomic::Ordering::Relaxed) / core::mem::size_of::<E>()
 }
 
 /// The maximum and Σ e^((x − max)/τ) of a stretch of a row.
@@ -161,6 +173,7 @@ pub(crate) struct Scale<R> {
     pub inv: R,
     pub inv_lo: R,
     pub inv_f64: f64,
+    pub tau_f64: f64,
     pub tau: Tau,
 }
 
@@ -178,6 +191,7 @@ impl<R: Real> Scale<R> {
             inv,
             inv_lo,
             inv_f64,
+            tau_f64: tau,
             tau: Tau {
                 inv: inv_f64,
                 inv_lo: (-tau).mul_add(inv_f64, 1.0) / tau,
@@ -328,10 +342,10 @@ fn block_sum_exp<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
             acc = acc.add(y0.add(y1));
         }
         i += 2 * lanes;
-        // Each lane adds at most 8 terms before the partial sums move to f64: the sum's
+        // Each lane adds at most 16 terms before the partial sums move to f64: the sum's
         // rounding error stays near one ULP whatever the row length and lane count.
         rounds += 1;
-        if rounds % 4 == 0 {
+        if rounds % 8 == 0 {
             add(acc.reduce_sum_f64());
             acc = zero;
         }
@@ -374,7 +388,7 @@ fn unscale<E: Element>() -> f64 {
 /// included) and NaN passes through (`max` returns its second operand for NaN).
 #[inline(always)]
 fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
-    let target = (m + R::EXP_MIN_ARG.to_f64() / sc.inv_f64).max(-R::MAX.to_f64());
+    let target = (m + R::EXP_MIN_ARG.to_f64() * sc.tau_f64).max(-R::MAX.to_f64());
     let mut floor = R::from_f64(target);
     // Round down: an input clamped to the floor must still give e^(…) = 0.
     if floor.to_f64() > target {
@@ -399,7 +413,7 @@ fn is_degenerate<R: Real>(m: R, sc: &Scale<R>) -> bool {
 /// m + EXP_MIN_ARG·τ in the compute precision (kept finite).
 #[inline(always)]
 fn raw_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
-    R::from_f64((m + R::EXP_MIN_ARG.to_f64() / sc.inv_f64).max(-R::MAX.to_f64()))
+    R::from_f64((m + R::EXP_MIN_ARG.to_f64() * sc.tau_f64).max(-R::MAX.to_f64()))
 }
 
 /// e^((x − m)/τ) · 2^SCALE_SHIFT: from the rounded argument for sums, from the exact one for
@@ -763,20 +777,7 @@ unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
     st: Stats,
     sc: &Scale<E::Real>,
 ) {
-    let neg_m = splat::<S, E>(isa, <E::Real as Real>::from_f64(-st.max));
-    let ln_s = st.sum.ln() + st.comp / st.sum;
-    let ln_hi = <E::Real as Real>::from_f64(ln_s);
-    let ln_lo = <E::Real as Real>::from_f64(ln_s - ln_hi.to_f64());
-    let (ln_hi, ln_lo) = (splat::<S, E>(isa, ln_hi), splat::<S, E>(isa, ln_lo));
-    let f = LogSoftmaxMap::<S, E, SCALED> {
-        neg_m,
-        ln_hi,
-        ln_lo,
-        neg_inf: splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY),
-        neg_max: splat::<S, E>(isa, -<E::Real as Real>::MAX),
-        m_scaled: splat::<S, E>(isa, <E::Real as Real>::from_f64(st.max * sc.inv_f64)),
-        sc: ScaleVecs::<S, E>::new(isa, sc),
-    };
+    let f = LogSoftmaxMap::<S, E, SCALED>::new(isa, st, sc);
     // SAFETY: forwarded.
     unsafe { map_vectors(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f) }
 }
@@ -790,6 +791,24 @@ struct LogSoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
     /// M/τ, for the rows where x − M overflows but (x − M)/τ does not (τ > 1).
     m_scaled: VecOf<S, E>,
     sc: ScaleVecs<S, E>,
+}
+
+impl<S: Isa, E: Element, const SCALED: bool> LogSoftmaxMap<S, E, SCALED> {
+    #[inline(always)]
+    fn new(isa: S, st: Stats, sc: &Scale<E::Real>) -> Self {
+        let ln_s = st.sum.ln() + st.comp / st.sum;
+        let ln_hi = <E::Real as Real>::from_f64(ln_s);
+        let ln_lo = <E::Real as Real>::from_f64(ln_s - ln_hi.to_f64());
+        LogSoftmaxMap {
+            neg_m: splat::<S, E>(isa, <E::Real as Real>::from_f64(-st.max)),
+            ln_hi: splat::<S, E>(isa, ln_hi),
+            ln_lo: splat::<S, E>(isa, ln_lo),
+            neg_inf: splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY),
+            neg_max: splat::<S, E>(isa, -<E::Real as Real>::MAX),
+            m_scaled: splat::<S, E>(isa, <E::Real as Real>::from_f64(st.max * sc.inv_f64)),
+            sc: ScaleVecs::<S, E>::new(isa, sc),
+        }
+    }
 }
 
 impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxMap<S, E, SCALED> {
@@ -884,4 +903,135 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool>(
         }
         start += len;
     }
+}
+
+/// Rows of at most this many vectors are computed in registers ([`small_row`]).
+pub(crate) const SMALL_VECTORS: usize = 4;
+
+/// What [`small_row`] computes.
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub(crate) enum SmallOp {
+    Softmax,
+    LogSoftmax,
+    LogSumExp,
+}
+
+/// A row of `n ≤ SMALL_VECTORS · LANES` elements (a classifier's classes, the seed's 20-token
+/// vocabulary) with the row held in registers: no blocks, no second read. Returns `false`,
+/// having written nothing, when the row needs the general path (a maximum that is not finite
+/// or is degenerate, or NaN).
+///
+/// # Safety
+/// `src` valid for reading `n` elements; for softmax / log-softmax `dst` valid for writing `n`
+/// elements (equal to or disjoint from `src`); for log-sum-exp `lse` valid for one write.
+#[inline(always)]
+pub(crate) unsafe fn small_row<S: Isa, E: Element>(
+    isa: S,
+    op: SmallOp,
+    src: *const E,
+    dst: *mut E,
+    lse: *mut E,
+    n: usize,
+    sc: &Scale<E::Real>,
+) -> bool {
+    // SAFETY: forwarded.
+    unsafe {
+        if sc.is_identity() {
+            small_row_impl::<S, E, false>(isa, op, src, dst, lse, n, sc)
+        } else {
+            small_row_impl::<S, E, true>(isa, op, src, dst, lse, n, sc)
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
+    isa: S,
+    op: SmallOp,
+    src: *const E,
+    dst: *mut E,
+    lse: *mut E,
+    n: usize,
+    sc: &Scale<E::Real>,
+) -> bool {
+    let lanes = VecOf::<S, E>::LANES;
+    debug_assert!(n <= SMALL_VECTORS * lanes && n > 0);
+    let ninf = <E::Real as Real>::NEG_INFINITY;
+    let k = n.div_ceil(lanes);
+    let mut v = [splat::<S, E>(isa, ninf); SMALL_VECTORS];
+    for (j, vj) in v.iter_mut().enumerate().take(k) {
+        let len = lanes.min(n - j * lanes);
+        // SAFETY: j * lanes + len <= n.
+        *vj = unsafe {
+            if len == lanes {
+                E::load(isa, src.add(j * lanes))
+            } else {
+                E::load_partial(isa, src.add(j * lanes), len, ninf)
+            }
+        };
+    }
+    // `x.max(acc)` drops NaN; a NaN shows up in the sum below.
+    let mut acc = v[0];
+    for vj in &v[1..k] {
+        acc = vj.max(acc);
+    }
+    let m = acc.reduce_max();
+    if !(m > ninf && m < <E::Real as Real>::INFINITY) || is_degenerate(m, sc) {
+        return false;
+    }
+    let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
+    if op == SmallOp::Softmax {
+        let term = ExpTerm::<S, E, SCALED, true>::new(isa, m, sc);
+        let mut sum = zero;
+        for vj in v.iter_mut().take(k) {
+            *vj = term.apply(*vj);
+            sum = sum.add(*vj);
+        }
+        let total = sum.reduce_sum_f64() * unscale::<E>();
+        if total.is_nan() {
+            return false;
+        }
+        let factor = splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>() / total));
+        for (j, vj) in v.iter().enumerate().take(k) {
+            let len = lanes.min(n - j * lanes);
+            let y = vj.mul(factor);
+            // SAFETY: j * lanes + len <= n.
+            unsafe {
+                if len == lanes {
+                    E::store(y, dst.add(j * lanes));
+                } else {
+                    E::store_partial(y, dst.add(j * lanes), len);
+                }
+            }
+        }
+        return true;
+    }
+    let term = ExpTerm::<S, E, SCALED, false>::new(isa, m, sc);
+    let mut sum = zero;
+    for vj in v.iter().take(k) {
+        sum = sum.add(term.apply(*vj));
+    }
+    let st = Stats::new(m.to_f64(), sum.reduce_sum_f64() * unscale::<E>());
+    if st.sum.is_nan() {
+        return false;
+    }
+    if op == SmallOp::LogSumExp {
+        // SAFETY: forwarded.
+        unsafe { *lse = E::from_f64(st.logsumexp(sc.inv_f64)) };
+        return true;
+    }
+    let f = LogSoftmaxMap::<S, E, SCALED>::new(isa, st, sc);
+    for (j, vj) in v.iter().enumerate().take(k) {
+        let len = lanes.min(n - j * lanes);
+        let y = f.apply(*vj);
+        // SAFETY: j * lanes + len <= n.
+        unsafe {
+            if len == lanes {
+                E::store(y, dst.add(j * lanes));
+            } else {
+                E::store_partial(y, dst.add(j * lanes), len);
+            }
+        }
+    }
+    true
 }

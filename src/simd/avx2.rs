@@ -81,6 +81,25 @@ impl FloatVec for F32x8 {
         unsafe { _mm256_storeu_ps(ptr, self.0) }
     }
     #[inline(always)]
+    unsafe fn load_partial(_: Avx2, ptr: *const f32, n: usize, pad: f32) -> Self {
+        // SAFETY: masked-off lanes are not accessed (vmaskmovps never faults on them); the
+        // caller guarantees n readable values; the token proves AVX2 support.
+        unsafe {
+            let mask = tail_mask_32(n);
+            let v = _mm256_maskload_ps(ptr, mask);
+            Self(_mm256_blendv_ps(
+                _mm256_set1_ps(pad),
+                v,
+                _mm256_castsi256_ps(mask),
+            ))
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, ptr: *mut f32, n: usize) {
+        // SAFETY: as load_partial, for writes.
+        unsafe { _mm256_maskstore_ps(ptr, tail_mask_32(n), self.0) }
+    }
+    #[inline(always)]
     fn add(self, b: Self) -> Self {
         // SAFETY: see the comment above this impl.
         Self(unsafe { _mm256_add_ps(self.0, b.0) })
@@ -178,6 +197,25 @@ impl FloatVec for F32x8 {
     }
 }
 
+/// All-ones in the first `n` 32-bit lanes.
+#[inline(always)]
+unsafe fn tail_mask_32(n: usize) -> __m256i {
+    // SAFETY: only called from AVX2 code (see the callers).
+    unsafe {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+}
+
+/// All-ones in the first `n` 64-bit lanes.
+#[inline(always)]
+unsafe fn tail_mask_64(n: usize) -> __m256i {
+    // SAFETY: only called from AVX2 code (see the callers).
+    unsafe { _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3)) }
+}
+
 #[inline(always)]
 fn lanes_f32(v: __m256) -> [f32; 8] {
     // SAFETY: `__m256` and `[f32; 8]` have the same size, and every bit pattern is valid for both.
@@ -210,6 +248,24 @@ impl FloatVec for F64x4 {
     unsafe fn store(self, ptr: *mut f64) {
         // SAFETY: the caller guarantees 4 writable values; `self` proves AVX support.
         unsafe { _mm256_storeu_pd(ptr, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_partial(_: Avx2, ptr: *const f64, n: usize, pad: f64) -> Self {
+        // SAFETY: as the f32 version.
+        unsafe {
+            let mask = tail_mask_64(n);
+            let v = _mm256_maskload_pd(ptr, mask);
+            Self(_mm256_blendv_pd(
+                _mm256_set1_pd(pad),
+                v,
+                _mm256_castsi256_pd(mask),
+            ))
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, ptr: *mut f64, n: usize) {
+        // SAFETY: as load_partial, for writes.
+        unsafe { _mm256_maskstore_pd(ptr, tail_mask_64(n), self.0) }
     }
     #[inline(always)]
     fn add(self, b: Self) -> Self {

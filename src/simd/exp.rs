@@ -37,10 +37,12 @@ fn magic<R: Real>(shift: i32) -> R {
     R::ROUND_MAGIC + R::from_f64((R::EXP_BIAS + shift) as f64)
 }
 
-/// e^r ≈ 1 + (r + r²·Q(r)) for |r| ≤ ln2/2 (and NaN), Q from `coeffs` (highest degree first).
-/// The sum is formed last so that its rounding dominates the error.
+/// e^r ≈ 1 + (r + r²·Q(r)) for r = r_hi + corr, |r| ≤ ln2/2 (and NaN), Q from `coeffs`
+/// (highest degree first). r_hi is exact and corr is small, so the sum is formed as
+/// 1 + (r_hi + (corr + r²·Q)): only the last two additions round at the scale of the result.
 #[inline(always)]
-fn exp_poly<V: FloatVec>(isa: V::Isa, r: V, coeffs: &[V::Real]) -> V {
+fn exp_poly<V: FloatVec>(isa: V::Isa, r_hi: V, corr: V, coeffs: &[V::Real]) -> V {
+    let r = r_hi.add(corr);
     // Q by Estrin's scheme: pairs (c_k + c_{k+1} r) combined by Horner's rule in r². Shorter
     // dependency chains than plain Horner keep more vectors in flight.
     let r2 = r.mul(r);
@@ -57,7 +59,7 @@ fn exp_poly<V: FloatVec>(isa: V::Isa, r: V, coeffs: &[V::Real]) -> V {
         q = q.mul_add(r2, pair);
         k += 2;
     }
-    r2.mul_add(q, r).add(splat(isa, V::Real::ONE))
+    r_hi.add(r2.mul_add(q, corr)).add(splat(isa, V::Real::ONE))
 }
 
 /// Steps 2–4: returns (p ≈ e^r, the magic sum holding n).
@@ -71,12 +73,14 @@ fn reduce_and_poly<V: FloatVec>(
 ) -> (V, V) {
     let biased = x.mul_add(splat(isa, V::Real::LOG2E), magic);
     let n = biased.sub(magic);
-    let r = n.mul_add(splat(isa, -V::Real::LN2_HI), x);
-    let mut r = n.mul_add(splat(isa, -V::Real::LN2_LO), r);
+    // x − n·LN2_HI is exact (n·LN2_HI is, and the difference is small); the rest of the
+    // reduction is a small correction kept apart until the end.
+    let r_hi = n.mul_add(splat(isa, -V::Real::LN2_HI), x);
+    let mut corr = n.mul(splat(isa, -V::Real::LN2_LO));
     if let Some(lo) = lo {
-        r = r.add(lo);
+        corr = corr.add(lo);
     }
-    (exp_poly(isa, r, coeffs), biased)
+    (exp_poly(isa, r_hi, corr, coeffs), biased)
 }
 
 /// e^x for every x: the public `exp`.

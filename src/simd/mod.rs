@@ -116,6 +116,21 @@ pub trait FloatVec: Copy + Debug {
     /// # Safety
     /// `ptr` must be valid for writing `LANES` values (no alignment needed).
     unsafe fn store(self, ptr: *mut Self::Real);
+    /// Loads `n < LANES` values; the other lanes are `pad`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading `n` values.
+    unsafe fn load_partial(
+        isa: Self::Isa,
+        ptr: *const Self::Real,
+        n: usize,
+        pad: Self::Real,
+    ) -> Self;
+    /// Stores the first `n < LANES` lanes.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `n` values.
+    unsafe fn store_partial(self, ptr: *mut Self::Real, n: usize);
 
     fn add(self, b: Self) -> Self;
     fn sub(self, b: Self) -> Self;
@@ -150,9 +165,6 @@ pub trait FloatVec: Copy + Debug {
     /// Sum of the lanes, accumulated in f64.
     fn reduce_sum_f64(self) -> f64;
 }
-
-/// The largest `LANES` of any vector type (AVX-512 f32 would be 16).
-pub(crate) const MAX_LANES: usize = 16;
 
 /// A kernel body generic over the instruction set, run by [`dispatch`] (crate-internal: the
 /// module is private).

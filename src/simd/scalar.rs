@@ -43,6 +43,22 @@ macro_rules! scalar_vec {
                 unsafe { ptr.write_unaligned(self) }
             }
             #[inline(always)]
+            unsafe fn load_partial(_: Scalar, ptr: *const $t, n: usize, pad: $t) -> Self {
+                // SAFETY: n < LANES = 1, so nothing but n == 0 reaches here; kept general.
+                if n > 0 {
+                    unsafe { ptr.read_unaligned() }
+                } else {
+                    pad
+                }
+            }
+            #[inline(always)]
+            unsafe fn store_partial(self, ptr: *mut $t, n: usize) {
+                if n > 0 {
+                    // SAFETY: the caller guarantees n writable values.
+                    unsafe { ptr.write_unaligned(self) }
+                }
+            }
+            #[inline(always)]
             fn add(self, b: Self) -> Self {
                 self + b
             }
