@@ -97,7 +97,7 @@ impl Drop for IsaGuard {
 
 /// Sets the largest row (in bytes) for which softmax stores the exponentials in the statistics
 /// pass and rescales them in cache, instead of recomputing them in a second read (default
-/// 256 KiB). A tuning knob for benchmarks; results stay within the documented bounds either way.
+/// 1 MiB, also the largest value accepted). A tuning knob for benchmarks; results stay within the documented bounds either way.
 #[doc(hidden)]
 pub fn set_softmax_store_limit_bytes(bytes: usize) {
     kernels::row::set_store_limit_bytes(bytes);

@@ -59,7 +59,18 @@ fn exp_poly<V: FloatVec>(isa: V::Isa, r_hi: V, corr: V, coeffs: &[V::Real]) -> V
         q = q.mul_add(r2, pair);
         k += 2;
     }
-    r_hi.add(r2.mul_add(q, corr)).add(splat(isa, V::Real::ONE))
+    let small = r2.mul_add(q, corr);
+    let one = splat::<V>(isa, V::Real::ONE);
+    if !V::Real::EXP_COMPENSATED {
+        return r_hi.add(small).add(one);
+    }
+    // Keep the rounding errors of the two final additions (Fast2Sum: |r_hi| ≥ |small| and
+    // 1 ≥ |u|) and add them back before the one rounding that remains.
+    let u = r_hi.add(small);
+    let u_err = r_hi.sub(u).add(small);
+    let p = one.add(u);
+    let p_err = one.sub(p).add(u);
+    p.add(p_err.add(u_err))
 }
 
 /// Steps 2–4: returns (p ≈ e^r, the magic sum holding n).

@@ -65,6 +65,7 @@ impl Real for f32 {
         f32::from_bits(0x3e2a_abd7), // 0x1.5557aep-3
         f32::from_bits(0x3eff_fefe), // 0x1.fffdfcp-2
     ];
+    const EXP_COMPENSATED: bool = false;
     const MANTISSA_DIGITS: u32 = f32::MANTISSA_DIGITS;
 }
 
@@ -146,5 +147,6 @@ impl Real for f64 {
         1.0 / 6.0,
         0.5,
     ];
+    const EXP_COMPENSATED: bool = true;
     const MANTISSA_DIGITS: u32 = f64::MANTISSA_DIGITS;
 }
