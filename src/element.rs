@@ -57,6 +57,14 @@ pub trait Element:
     #[doc(hidden)]
     unsafe fn store<S: Isa>(v: VecOf<S, Self>, ptr: *mut Self);
 
+    /// Stores `LANES` elements with a non-temporal store.
+    ///
+    /// # Safety
+    /// As [`FloatVec::stream`]: `ptr` valid for `LANES` elements and aligned to `LANES`
+    /// elements.
+    #[doc(hidden)]
+    unsafe fn stream<S: Isa>(v: VecOf<S, Self>, ptr: *mut Self);
+
     /// Loads `n < LANES` elements; the other lanes are `pad`.
     ///
     /// # Safety
@@ -108,6 +116,11 @@ macro_rules! native_element {
             unsafe fn store<S: Isa>(v: S::$vec, ptr: *mut Self) {
                 // SAFETY: forwarded from the caller.
                 unsafe { v.store(ptr) }
+            }
+            #[inline(always)]
+            unsafe fn stream<S: Isa>(v: S::$vec, ptr: *mut Self) {
+                // SAFETY: forwarded from the caller.
+                unsafe { v.stream(ptr) }
             }
             #[inline(always)]
             unsafe fn load_partial<S: Isa>(isa: S, ptr: *const Self, n: usize, pad: $t) -> S::$vec {

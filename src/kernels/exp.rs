@@ -8,9 +8,22 @@ use crate::simd::{FloatVec, Isa, Real};
 /// # Safety
 /// `src` valid for reading and `dst` for writing `n` elements; equal or non-overlapping.
 #[inline(always)]
-pub(crate) unsafe fn exp_slice<S: Isa, E: Element>(isa: S, src: *const E, dst: *mut E, n: usize) {
+pub(crate) unsafe fn exp_slice<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    stream: bool,
+) {
+    let pad = <E::Real as Real>::ZERO;
     // SAFETY: forwarded.
-    unsafe { map_vectors(isa, src, dst, n, <E::Real as Real>::ZERO, Exp(isa)) }
+    unsafe {
+        if stream {
+            map_vectors::<S, E, true>(isa, src, dst, n, pad, Exp(isa))
+        } else {
+            map_vectors::<S, E, false>(isa, src, dst, n, pad, Exp(isa))
+        }
+    }
 }
 
 struct Exp<S>(S);

@@ -29,6 +29,8 @@ struct RowsTask<E: Element> {
     rows: usize,
     cols: usize,
     sc: Scale<E::Real>,
+    /// Write the outputs with non-temporal stores.
+    stream: bool,
 }
 
 impl<E: Element> Kernel for RowsTask<E> {
@@ -38,6 +40,7 @@ impl<E: Element> Kernel for RowsTask<E> {
     fn run<S: crate::simd::Isa>(self, isa: S) {
         let cols = self.cols;
         let store = cols <= row::store_limit::<E>();
+
         let small = cols
             <= row::SMALL_VECTORS * <crate::element::VecOf<S, E> as crate::simd::FloatVec>::LANES;
         for r in 0..self.rows {
@@ -72,8 +75,12 @@ impl<E: Element> Kernel for RowsTask<E> {
                     cols,
                     st,
                     &self.sc,
+                    self.stream,
                 );
             }
+        }
+        if self.stream {
+            isa.store_fence();
         }
     }
 }
@@ -93,6 +100,7 @@ unsafe fn finish_row<S: crate::simd::Isa, E: Element>(
     cols: usize,
     st: Stats,
     sc: &Scale<E::Real>,
+    stream: bool,
 ) {
     // SAFETY: forwarded.
     unsafe {
@@ -101,7 +109,9 @@ unsafe fn finish_row<S: crate::simd::Isa, E: Element>(
             RowOp::Softmax | RowOp::LogSoftmax => {
                 let log = op == RowOp::LogSoftmax;
                 match row::row_case(st) {
-                    RowCase::Regular => row::write_regular(isa, src, dst, cols, st, sc, log),
+                    RowCase::Regular => {
+                        row::write_regular(isa, src, dst, cols, st, sc, log, stream)
+                    }
                     case => row::write_special_row(src, dst, cols, case, st, log),
                 }
             }
@@ -137,6 +147,7 @@ struct SegmentWrite<E: Element> {
     st: Stats,
     sc: Scale<E::Real>,
     log: bool,
+    stream: bool,
 }
 
 impl<E: Element> Kernel for SegmentWrite<E> {
@@ -144,7 +155,21 @@ impl<E: Element> Kernel for SegmentWrite<E> {
     #[inline(always)]
     fn run<S: crate::simd::Isa>(self, isa: S) {
         // SAFETY: the driver passes a valid segment of src and the matching one of dst.
-        unsafe { row::write_regular(isa, self.src, self.dst, self.n, self.st, &self.sc, self.log) }
+        unsafe {
+            row::write_regular(
+                isa,
+                self.src,
+                self.dst,
+                self.n,
+                self.st,
+                &self.sc,
+                self.log,
+                self.stream,
+            )
+        }
+        if self.stream {
+            isa.store_fence();
+        }
     }
 }
 
@@ -169,6 +194,8 @@ pub(crate) unsafe fn run_rows<E: Element>(
         return;
     }
     let threads = parallel::threads();
+    let stream = !core::ptr::eq(src, dst)
+        && rows * cols * core::mem::size_of::<E>() >= row::STREAM_MIN_BYTES;
     // A row that store-and-rescale handles is never split: the split path recomputes, and
     // results must not depend on the thread count.
     let stored = op == RowOp::Softmax && cols <= row::store_limit::<E>();
@@ -184,6 +211,7 @@ pub(crate) unsafe fn run_rows<E: Element>(
                     lse.wrapping_add(r),
                     cols,
                     sc,
+                    stream,
                 )
             };
         }
@@ -204,6 +232,7 @@ pub(crate) unsafe fn run_rows<E: Element>(
             rows: n,
             cols,
             sc,
+            stream,
         };
         dispatch(path, task);
     });
@@ -213,6 +242,7 @@ pub(crate) unsafe fn run_rows<E: Element>(
 ///
 /// # Safety
 /// As [`run_rows`] for a single row.
+#[allow(clippy::too_many_arguments)]
 unsafe fn huge_row<E: Element>(
     path: IsaPath,
     op: RowOp,
@@ -221,6 +251,7 @@ unsafe fn huge_row<E: Element>(
     lse: *mut E,
     cols: usize,
     sc: Scale<E::Real>,
+    stream: bool,
 ) {
     let segments = cols.div_ceil(SEGMENT);
     let seg = |s: usize| (s * SEGMENT, SEGMENT.min(cols - s * SEGMENT));
@@ -255,6 +286,7 @@ unsafe fn huge_row<E: Element>(
                     st,
                     sc,
                     log,
+                    stream,
                 },
             )
         }),
@@ -268,6 +300,7 @@ struct ExpTask<E> {
     src: *const E,
     dst: *mut E,
     n: usize,
+    stream: bool,
 }
 
 impl<E: Element> Kernel for ExpTask<E> {
@@ -275,7 +308,10 @@ impl<E: Element> Kernel for ExpTask<E> {
     #[inline(always)]
     fn run<S: crate::simd::Isa>(self, isa: S) {
         // SAFETY: the driver passes a valid chunk.
-        unsafe { exp::exp_slice(isa, self.src, self.dst, self.n) }
+        unsafe { exp::exp_slice(isa, self.src, self.dst, self.n, self.stream) }
+        if self.stream {
+            isa.store_fence();
+        }
     }
 }
 
@@ -285,6 +321,7 @@ impl<E: Element> Kernel for ExpTask<E> {
 /// `src` valid for reading and `dst` for writing `n` elements; equal or disjoint.
 pub(crate) unsafe fn run_exp<E: Element>(path: IsaPath, src: *const E, dst: *mut E, n: usize) {
     let chunk = parallel::TASK_BYTES / core::mem::size_of::<E>();
+    let stream = !core::ptr::eq(src, dst) && n * core::mem::size_of::<E>() >= row::STREAM_MIN_BYTES;
     let (srcp, dstp) = (SendPtr(src as *mut E), SendPtr(dst));
     parallel::for_each_index(n.div_ceil(chunk), |c| {
         let start = c * chunk;
@@ -295,6 +332,7 @@ pub(crate) unsafe fn run_exp<E: Element>(path: IsaPath, src: *const E, dst: *mut
                 src: srcp.get().wrapping_add(start),
                 dst: dstp.get().wrapping_add(start),
                 n: chunk.min(n - start),
+                stream,
             },
         )
     });

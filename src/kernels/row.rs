@@ -44,6 +44,10 @@ pub(crate) const BLOCK: usize = 1024;
 /// segments ran in parallel, so results do not depend on the thread count.
 pub(crate) const SEGMENT: usize = 64 * BLOCK;
 
+/// Outputs of at least this many bytes are written with non-temporal stores (they cannot stay
+/// in the 32 MiB L3 anyway, and streaming saves reading each output line before writing it).
+pub(crate) const STREAM_MIN_BYTES: usize = 16 * 1024 * 1024;
+
 /// Rows up to this many bytes use store-and-rescale for softmax (they stay in L2, 512 KiB per
 /// core on the machine this was tuned on, or in the 32 MiB L3; measured in docs/design.md).
 pub(crate) const STORE_LIMIT_BYTES: usize = 1024 * 1024;
@@ -659,11 +663,14 @@ impl<V: FloatVec> VecMap<V> for MulBy2<V> {
 }
 
 /// Applies `f` to every vector of `src`, writing `dst` (which is `src` or does not overlap it).
+/// With `STREAM`, the bulk of `dst` is written with non-temporal stores (for outputs far larger
+/// than the caches: it saves reading each output line before writing it); the task that
+/// streams issues one `Isa::store_fence` when it is done.
 ///
 /// # Safety
 /// `src` valid for reading and `dst` for writing `n` elements; equal or non-overlapping.
 #[inline(always)]
-pub(crate) unsafe fn map_vectors<S: Isa, E: Element>(
+pub(crate) unsafe fn map_vectors<S: Isa, E: Element, const STREAM: bool>(
     isa: S,
     src: *const E,
     dst: *mut E,
@@ -673,13 +680,37 @@ pub(crate) unsafe fn map_vectors<S: Isa, E: Element>(
 ) {
     let lanes = VecOf::<S, E>::LANES;
     let mut i = 0;
+    if STREAM {
+        // Peel the head up to a vector-aligned output address.
+        let align = lanes * core::mem::size_of::<E>();
+        let misalign = dst as usize % align;
+        let head = if misalign == 0 {
+            0
+        } else {
+            ((align - misalign) / core::mem::size_of::<E>()).min(n)
+        };
+        if head > 0 {
+            // SAFETY: head < lanes and head <= n.
+            unsafe {
+                let v = f.apply(E::load_partial(isa, src, head, pad));
+                E::store_partial(v, dst, head);
+            }
+            i = head;
+        }
+    }
     while i + 2 * lanes <= n {
-        // SAFETY: i + 2 * lanes <= n.
+        // SAFETY: i + 2 * lanes <= n; with STREAM, dst + i is vector-aligned (the head was
+        // peeled and i advances by whole vectors).
         unsafe {
             let a = f.apply(E::load(isa, src.add(i)));
             let b = f.apply(E::load(isa, src.add(i + lanes)));
-            E::store(a, dst.add(i));
-            E::store(b, dst.add(i + lanes));
+            if STREAM {
+                E::stream(a, dst.add(i));
+                E::stream(b, dst.add(i + lanes));
+            } else {
+                E::store(a, dst.add(i));
+                E::store(b, dst.add(i + lanes));
+            }
         }
         i += 2 * lanes;
     }
@@ -689,16 +720,11 @@ pub(crate) unsafe fn map_vectors<S: Isa, E: Element>(
         i += lanes;
     }
     if i < n {
-        // SAFETY: valid for n elements; the shared slice ends before the write.
-        let v = f.apply(load_tail(
-            isa,
-            unsafe { core::slice::from_raw_parts(src.add(i), n - i) },
-            pad,
-        ));
-        // SAFETY: valid for n elements; no other view of this part is alive.
-        store_tail::<S, E>(v, unsafe {
-            core::slice::from_raw_parts_mut(dst.add(i), n - i)
-        });
+        // SAFETY: valid for n elements; the load completes before the store.
+        unsafe {
+            let v = f.apply(E::load_partial(isa, src.add(i), n - i, pad));
+            E::store_partial(v, dst.add(i), n - i);
+        }
     }
 }
 
@@ -708,6 +734,7 @@ pub(crate) unsafe fn map_vectors<S: Isa, E: Element>(
 /// # Safety
 /// As [`map_vectors`].
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn write_regular<S: Isa, E: Element>(
     isa: S,
     src: *const E,
@@ -716,6 +743,7 @@ pub(crate) unsafe fn write_regular<S: Isa, E: Element>(
     st: Stats,
     sc: &Scale<E::Real>,
     log: bool,
+    stream: bool,
 ) {
     // SAFETY: forwarded.
     unsafe {
@@ -723,10 +751,10 @@ pub(crate) unsafe fn write_regular<S: Isa, E: Element>(
             return write_special_row(src, dst, n, RowCase::PosInf, st, false);
         }
         match (sc.is_identity(), log) {
-            (true, false) => write_softmax::<S, E, false>(isa, src, dst, n, st, sc),
-            (false, false) => write_softmax::<S, E, true>(isa, src, dst, n, st, sc),
-            (true, true) => write_log_softmax::<S, E, false>(isa, src, dst, n, st, sc),
-            (false, true) => write_log_softmax::<S, E, true>(isa, src, dst, n, st, sc),
+            (true, false) => write_softmax::<S, E, false>(isa, src, dst, n, st, sc, stream),
+            (false, false) => write_softmax::<S, E, true>(isa, src, dst, n, st, sc, stream),
+            (true, true) => write_log_softmax::<S, E, false>(isa, src, dst, n, st, sc, stream),
+            (false, true) => write_log_softmax::<S, E, true>(isa, src, dst, n, st, sc, stream),
         }
     }
 }
@@ -739,6 +767,7 @@ unsafe fn write_softmax<S: Isa, E: Element, const SCALED: bool>(
     n: usize,
     st: Stats,
     sc: &Scale<E::Real>,
+    stream: bool,
 ) {
     let f = SoftmaxMap::<S, E, SCALED> {
         isa,
@@ -748,7 +777,13 @@ unsafe fn write_softmax<S: Isa, E: Element, const SCALED: bool>(
         sc: ScaleVecs::<S, E>::new(isa, sc),
     };
     // SAFETY: forwarded.
-    unsafe { map_vectors(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f) }
+    unsafe {
+        if stream {
+            map_vectors::<S, E, true>(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f)
+        } else {
+            map_vectors::<S, E, false>(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f)
+        }
+    }
 }
 
 struct SoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
@@ -776,10 +811,17 @@ unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
     n: usize,
     st: Stats,
     sc: &Scale<E::Real>,
+    stream: bool,
 ) {
     let f = LogSoftmaxMap::<S, E, SCALED>::new(isa, st, sc);
     // SAFETY: forwarded.
-    unsafe { map_vectors(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f) }
+    unsafe {
+        if stream {
+            map_vectors::<S, E, true>(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f)
+        } else {
+            map_vectors::<S, E, false>(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f)
+        }
+    }
 }
 
 struct LogSoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
@@ -828,7 +870,8 @@ impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxM
 }
 
 /// Softmax of a whole row that fits in cache: exponentials stored in the statistics pass, then
-/// each block rescaled by e^((m_b − M)/τ)/S.
+/// each block rescaled in place by e^((m_b − M)/τ)/S. (Streaming the rescaled blocks out
+/// through a scratch row was measured 1.5× slower here: see docs/design.md.)
 ///
 /// # Safety
 /// As [`map_vectors`], with `n <= store_limit::<E>()`.
@@ -883,22 +926,23 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool>(
         case => return unsafe { write_special_row::<E>(dst, dst, n, case, st, false) },
     }
     let inv_sum = 1.0 / st.sum;
+    let zero = <E::Real as Real>::ZERO;
     let mut start = 0;
     for &m in &block_max[..k] {
         let len = BLOCK.min(n - start);
         let f = Stats::weight(m, st.max, sc.tau) * inv_sum;
         let p = dst.wrapping_add(start);
         let scaled = f * unscale::<E>();
-        // SAFETY: start + len <= n; dst is valid and in-place here.
+        // SAFETY: start + len <= n; dst is valid and rescaled in place.
         unsafe {
             if scaled >= <E::Real as Real>::MIN_POSITIVE.to_f64() || f == 0.0 {
                 let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(scaled));
-                map_vectors(isa, p, p, len, <E::Real as Real>::ZERO, MulBy(fv));
+                map_vectors::<S, E, false>(isa, p, p, len, zero, MulBy(fv));
             } else {
                 // The combined factor would be subnormal: unscale first, then apply f.
                 let u = splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>()));
                 let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(f));
-                map_vectors(isa, p, p, len, <E::Real as Real>::ZERO, MulBy2(u, fv));
+                map_vectors::<S, E, false>(isa, p, p, len, zero, MulBy2(u, fv));
             }
         }
         start += len;

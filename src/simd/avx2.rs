@@ -33,6 +33,12 @@ impl Isa for Avx2 {
     }
 
     #[inline(always)]
+    fn store_fence(self) {
+        // SAFETY: SSE is part of the V3 level the token proves.
+        unsafe { _mm_sfence() }
+    }
+
+    #[inline(always)]
     fn run<K: Kernel>(self, kernel: K) -> K::Output {
         // pulp compiles `call` inside a `#[target_feature(enable = "avx2,fma,…")]` function.
         // A struct, not a closure: a closure body would be compiled without those features.
@@ -79,6 +85,11 @@ impl FloatVec for F32x8 {
     unsafe fn store(self, ptr: *mut f32) {
         // SAFETY: the caller guarantees 8 writable values; `self` proves AVX support.
         unsafe { _mm256_storeu_ps(ptr, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn stream(self, ptr: *mut f32) {
+        // SAFETY: the caller guarantees 8 writable, 32-byte aligned values.
+        unsafe { _mm256_stream_ps(ptr, self.0) }
     }
     #[inline(always)]
     unsafe fn load_partial(_: Avx2, ptr: *const f32, n: usize, pad: f32) -> Self {
@@ -248,6 +259,11 @@ impl FloatVec for F64x4 {
     unsafe fn store(self, ptr: *mut f64) {
         // SAFETY: the caller guarantees 4 writable values; `self` proves AVX support.
         unsafe { _mm256_storeu_pd(ptr, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn stream(self, ptr: *mut f64) {
+        // SAFETY: the caller guarantees 4 writable, 32-byte aligned values.
+        unsafe { _mm256_stream_pd(ptr, self.0) }
     }
     #[inline(always)]
     unsafe fn load_partial(_: Avx2, ptr: *const f64, n: usize, pad: f64) -> Self {

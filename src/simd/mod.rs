@@ -96,6 +96,9 @@ pub trait Isa: Copy + Send + Sync + Debug + 'static {
     /// Hints the CPU to fetch the cache line holding `ptr` (any address; never faults).
     fn prefetch(self, ptr: *const u8);
 
+    /// Orders earlier non-temporal stores ([`FloatVec::stream`]) before later memory accesses.
+    fn store_fence(self);
+
     /// Runs `kernel` compiled for this instruction set (inside a `#[target_feature]` function).
     fn run<K: Kernel>(self, kernel: K) -> K::Output;
 }
@@ -119,6 +122,12 @@ pub trait FloatVec: Copy + Debug {
     /// # Safety
     /// `ptr` must be valid for writing `LANES` values (no alignment needed).
     unsafe fn store(self, ptr: *mut Self::Real);
+    /// Stores `LANES` values with a non-temporal (cache-bypassing) store.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `LANES` values and aligned to `LANES` values; the caller
+    /// issues [`Isa::store_fence`] before the data is handed to another thread.
+    unsafe fn stream(self, ptr: *mut Self::Real);
     /// Loads `n < LANES` values; the other lanes are `pad`.
     ///
     /// # Safety

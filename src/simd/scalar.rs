@@ -15,6 +15,9 @@ impl Isa for Scalar {
     fn prefetch(self, _ptr: *const u8) {}
 
     #[inline(always)]
+    fn store_fence(self) {}
+
+    #[inline(always)]
     fn run<K: Kernel>(self, kernel: K) -> K::Output {
         kernel.run(self)
     }
@@ -41,6 +44,11 @@ macro_rules! scalar_vec {
             unsafe fn store(self, ptr: *mut $t) {
                 // SAFETY: the caller guarantees `ptr` is writable for one value.
                 unsafe { ptr.write_unaligned(self) }
+            }
+            #[inline(always)]
+            unsafe fn stream(self, ptr: *mut $t) {
+                // SAFETY: the caller guarantees `ptr` is writable for one value.
+                unsafe { ptr.write(self) }
             }
             #[inline(always)]
             unsafe fn load_partial(_: Scalar, ptr: *const $t, n: usize, pad: $t) -> Self {
