@@ -1,6 +1,6 @@
 //! Element-wise e^x over a slice (one read, one write), with the full-range vector exponential.
 
-use super::row::{map_vectors, VecMap};
+use super::row::{map_vectors_to, VecMap};
 use crate::element::Element;
 use crate::simd::exp::exp;
 use crate::simd::{FloatVec, Isa, Real};
@@ -17,13 +17,7 @@ pub(crate) unsafe fn exp_slice<S: Isa, E: Element>(
 ) {
     let pad = <E::Real as Real>::ZERO;
     // SAFETY: forwarded.
-    unsafe {
-        if stream {
-            map_vectors::<S, E, true>(isa, src, dst, n, pad, Exp(isa))
-        } else {
-            map_vectors::<S, E, false>(isa, src, dst, n, pad, Exp(isa))
-        }
-    }
+    unsafe { map_vectors_to(isa, src, dst, n, pad, Exp(isa), stream) }
 }
 
 struct Exp<S>(S);

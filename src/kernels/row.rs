@@ -728,6 +728,30 @@ pub(crate) unsafe fn map_vectors<S: Isa, E: Element, const STREAM: bool>(
     }
 }
 
+/// [`map_vectors`] with the streaming choice made at run time.
+///
+/// # Safety
+/// As [`map_vectors`].
+#[inline(always)]
+pub(crate) unsafe fn map_vectors_to<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    pad: E::Real,
+    f: impl VecMap<VecOf<S, E>>,
+    stream: bool,
+) {
+    // SAFETY: forwarded.
+    unsafe {
+        if stream {
+            map_vectors::<S, E, true>(isa, src, dst, n, pad, f)
+        } else {
+            map_vectors::<S, E, false>(isa, src, dst, n, pad, f)
+        }
+    }
+}
+
 /// Softmax (`log == false`) or log-softmax of a stretch of a regular row whose statistics are
 /// `st`, recomputing from `src`.
 ///
@@ -777,13 +801,7 @@ unsafe fn write_softmax<S: Isa, E: Element, const SCALED: bool>(
         sc: ScaleVecs::<S, E>::new(isa, sc),
     };
     // SAFETY: forwarded.
-    unsafe {
-        if stream {
-            map_vectors::<S, E, true>(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f)
-        } else {
-            map_vectors::<S, E, false>(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f)
-        }
-    }
+    unsafe { map_vectors_to(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f, stream) }
 }
 
 struct SoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
@@ -815,13 +833,7 @@ unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
 ) {
     let f = LogSoftmaxMap::<S, E, SCALED>::new(isa, st, sc);
     // SAFETY: forwarded.
-    unsafe {
-        if stream {
-            map_vectors::<S, E, true>(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f)
-        } else {
-            map_vectors::<S, E, false>(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f)
-        }
-    }
+    unsafe { map_vectors_to(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f, stream) }
 }
 
 struct LogSoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
