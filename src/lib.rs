@@ -49,6 +49,8 @@
 
 mod element;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_checks;
 mod kernels;
 mod parallel;
 pub mod reference;

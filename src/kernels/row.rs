@@ -392,10 +392,13 @@ fn unscale<E: Element>() -> f64 {
 /// included) and NaN passes through (`max` returns its second operand for NaN).
 #[inline(always)]
 fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
-    let target = (m + R::EXP_MIN_ARG.to_f64() * sc.tau_f64).max(-R::MAX.to_f64());
+    let min_arg = R::EXP_MIN_ARG.to_f64();
+    let target = (m + min_arg * sc.tau_f64).max(-R::MAX.to_f64());
     let mut floor = R::from_f64(target);
-    // Round down: an input clamped to the floor must still give e^(…) = 0.
-    if floor.to_f64() > target {
+    // Round down: an input clamped to the floor must still give e^(…) = 0. For f64 the sum
+    // above is itself rounded, so check the scaled distance (exact enough: floor and m are
+    // close) and step down until it is beyond the exponential's range; one or two steps.
+    while floor > -R::MAX && (floor.to_f64() - m) * sc.inv_f64 > min_arg {
         floor = floor.next_down();
     }
     // When ulp(m) exceeds the range of the exponential, m + EXP_MIN_ARG·τ rounds back to m;
@@ -844,6 +847,9 @@ struct LogSoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
     neg_max: VecOf<S, E>,
     /// M/τ, for the rows where x − M overflows but (x − M)/τ does not (τ > 1).
     m_scaled: VecOf<S, E>,
+    /// τ > 1: an overflowed x − M may come back into range once scaled. (For τ ≤ 1 an
+    /// overflowed (x − M)/τ is the correctly rounded −inf.)
+    rescue_overflow: bool,
     sc: ScaleVecs<S, E>,
 }
 
@@ -860,6 +866,7 @@ impl<S: Isa, E: Element, const SCALED: bool> LogSoftmaxMap<S, E, SCALED> {
             neg_inf: splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY),
             neg_max: splat::<S, E>(isa, -<E::Real as Real>::MAX),
             m_scaled: splat::<S, E>(isa, <E::Real as Real>::from_f64(st.max * sc.inv_f64)),
+            rescue_overflow: sc.inv_f64 < 1.0,
             sc: ScaleVecs::<S, E>::new(isa, sc),
         }
     }
@@ -871,7 +878,7 @@ impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxM
         let (hi, lo) = scaled_diff_exact::<S, E, SCALED>(x, self.neg_m, self.sc);
         // lo is NaN where hi is -inf (x = -inf, or x − M overflowed): drop it there.
         let lo = lo.and_mask(self.neg_inf.lt(hi));
-        let hi = if SCALED {
+        let hi = if SCALED && self.rescue_overflow {
             let overflowed = VecOf::<S, E>::mask_and(hi.lt(self.neg_max), self.neg_inf.lt(x));
             VecOf::<S, E>::select(overflowed, x.mul(self.sc.inv).sub(self.m_scaled), hi)
         } else {

@@ -1,0 +1,9 @@
+#![no_main]
+//! Fuzz target `exp`: the checks live in `xent::fuzz_checks`; see docs/fuzzing.md.
+
+#[path = "inputs.rs"]
+mod inputs;
+
+libfuzzer_sys::fuzz_target!(|input: inputs::SliceInput| {
+    inputs::run_slice(&input, true);
+});

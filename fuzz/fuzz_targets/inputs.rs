@@ -1,0 +1,136 @@
+//! Structured fuzz inputs, shared by the fuzz targets and by `tests/fuzz_corpus.rs` (which
+//! replays the committed corpus on stable Rust through the same decoding).
+#![allow(dead_code)]
+
+use arbitrary::Arbitrary;
+
+/// One value, biased toward trouble: specials, extremes, subnormals, huge spreads.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub enum Value {
+    Special(u8),
+    Small(i16),
+    Scaled(i16, i8),
+    Bits(u64),
+}
+
+impl Value {
+    pub fn to_f64(self) -> f64 {
+        match self {
+            Value::Special(k) => {
+                let s = xent::fuzz_checks::special_f64();
+                s[k as usize % s.len()]
+            }
+            Value::Small(v) => v as f64 / 256.0,
+            Value::Scaled(v, e) => v as f64 * 2f64.powi(e as i32 / 2),
+            Value::Bits(b) => f64::from_bits(b),
+        }
+    }
+}
+
+/// A batch of rows for the row kernels.
+#[derive(Arbitrary, Debug)]
+pub struct RowsInput {
+    pub f64: bool,
+    pub cols: u8,
+    pub tau: u8,
+    pub scalar: bool,
+    pub values: Vec<Value>,
+}
+
+impl RowsInput {
+    pub fn temperature(&self) -> f64 {
+        [1.0, 1.0, 0.5, 2.0, 1e-3, 1e3, 0.7, 1e-30][self.tau as usize % 8]
+    }
+    /// Column count: every small count, and multiples around the vector and block widths.
+    pub fn cols(&self) -> usize {
+        let c = self.cols as usize;
+        if c < 128 {
+            c.max(1)
+        } else {
+            (c - 127) * 37
+        }
+    }
+}
+
+/// A flat slice for exp / max.
+#[derive(Arbitrary, Debug)]
+pub struct SliceInput {
+    pub f64: bool,
+    pub scalar: bool,
+    pub offset: u8,
+    pub values: Vec<Value>,
+}
+
+/// Shapes and options that may be invalid.
+#[derive(Arbitrary, Debug)]
+pub struct ValidationInput {
+    pub f64: bool,
+    pub len: u8,
+    pub cols: u8,
+    pub out_len: u8,
+    pub tau: Value,
+}
+
+pub fn values<E: xent::Element>(v: &[Value]) -> Vec<E> {
+    v.iter().map(|x| E::from_f64(x.to_f64())).collect()
+}
+
+/// Runs `f` on the scalar path when asked, else on the detected one.
+pub fn on_path(scalar: bool, f: impl FnOnce()) {
+    let _guard = if scalar {
+        Some(xent::force_isa(xent::IsaPath::Scalar).unwrap())
+    } else {
+        None
+    };
+    f();
+}
+
+pub fn run_rows(input: &RowsInput) {
+    let cols = input.cols();
+    let rows = (input.values.len() / cols).min(64);
+    let vals = &input.values[..rows * cols];
+    let tau = input.temperature();
+    on_path(input.scalar, || {
+        if input.f64 {
+            xent::fuzz_checks::check_rows::<f64>(&values::<f64>(vals), cols, tau);
+        } else {
+            xent::fuzz_checks::check_rows::<f32>(&values::<f32>(vals), cols, tau);
+        }
+    });
+}
+
+pub fn run_slice(input: &SliceInput, check_exp: bool) {
+    let off = (input.offset as usize % 8).min(input.values.len());
+    let vals = &input.values[off..];
+    on_path(input.scalar, || {
+        if input.f64 {
+            let v = values::<f64>(vals);
+            if check_exp {
+                xent::fuzz_checks::check_exp(&v)
+            } else {
+                xent::fuzz_checks::check_max(&v)
+            }
+        } else {
+            let v = values::<f32>(vals);
+            if check_exp {
+                xent::fuzz_checks::check_exp(&v)
+            } else {
+                xent::fuzz_checks::check_max(&v)
+            }
+        }
+    });
+}
+
+pub fn run_validation(input: &ValidationInput) {
+    let len = input.len as usize;
+    let cols = input.cols as usize % 40;
+    let out_len = input.out_len as usize;
+    let tau = input.tau.to_f64();
+    if input.f64 {
+        let x: Vec<f64> = (0..len).map(|i| i as f64 * 0.25).collect();
+        xent::fuzz_checks::check_validation(&x, cols, out_len, tau);
+    } else {
+        let x: Vec<f32> = (0..len).map(|i| i as f32 * 0.25).collect();
+        xent::fuzz_checks::check_validation(&x, cols, out_len, tau);
+    }
+}

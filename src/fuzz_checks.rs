@@ -1,0 +1,324 @@
+//! Checks shared by the tests and the fuzz targets: each runs a kernel on an input, compares
+//! every output with the oracle in [`crate::reference`] within the documented bounds
+//! (docs/accuracy.md) and the special-value rules (docs/semantics.md), and panics with the
+//! context on a violation. Not part of the stable API.
+
+use crate::{reference, Element, IsaPath, Softmax};
+
+/// The paths this machine can run.
+pub fn paths() -> Vec<IsaPath> {
+    IsaPath::ALL
+        .into_iter()
+        .filter(|p| p.is_available())
+        .collect()
+}
+
+/// Runs `f` once per available path, with the path forced on this thread.
+pub fn for_each_path(mut f: impl FnMut(IsaPath)) {
+    for p in paths() {
+        let _guard = crate::force_isa(p).unwrap();
+        f(p);
+    }
+}
+
+/// The spacing of `E` values around the exact value `v` (the subnormal spacing below the
+/// normal range).
+pub fn ulp_of<E: Element>(v: f64) -> f64 {
+    let (digits, min_exp) = match E::NAME {
+        "f32" => (24, -126),
+        "f64" => (53, -1022),
+        other => panic!("no ulp rule for {other}"),
+    };
+    let v = v.abs();
+    let e = if v == 0.0 || !v.is_finite() {
+        min_exp
+    } else {
+        (v.log2().floor() as i32).max(min_exp)
+    };
+    crate::reference::ldexp(1.0, e - (digits - 1))
+}
+
+/// Distance of `got` from the exact value `want` in units of `E`'s last place; 0 when both
+/// are the same infinity or both NaN, +inf when exactly one of them is NaN or infinite.
+pub fn ulp_error<E: Element>(got: E, want: f64) -> f64 {
+    let g = got.to_f64();
+    if g.is_nan() || want.is_nan() {
+        return if g.is_nan() && want.is_nan() {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+    }
+    // The exact value rounds to infinity in E: then the kernel must give that infinity.
+    let want_rounded = E::from_f64(want).to_f64();
+    if want_rounded.is_infinite() || g.is_infinite() {
+        return if g == want_rounded {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+    }
+    let diff = (g - want).abs();
+    if diff == 0.0 {
+        return 0.0;
+    }
+    diff / ulp_of::<E>(want)
+}
+
+/// Documented bounds (docs/accuracy.md).
+pub struct Bounds {
+    /// Softmax: ULP of the element type.
+    pub softmax_ulp: f64,
+    /// Log-softmax: ULP of the element type, plus `log_abs` absolute.
+    pub log_ulp: f64,
+    pub log_abs: f64,
+    /// Log-sum-exp: `lse_rel · max(1, |lse|)` absolute.
+    pub lse_rel: f64,
+}
+
+pub fn bounds<E: Element>() -> Bounds {
+    match E::NAME {
+        "f32" => Bounds {
+            softmax_ulp: 8.0,
+            log_ulp: 8.0,
+            log_abs: 2f64.powi(-21),
+            lse_rel: 2f64.powi(-20),
+        },
+        _ => Bounds {
+            softmax_ulp: 8.0,
+            log_ulp: 8.0,
+            log_abs: 2f64.powi(-50),
+            lse_rel: 2f64.powi(-49),
+        },
+    }
+}
+
+fn lse_error<E: Element>(got: f64, want: f64) -> f64 {
+    // A log-sum-exp beyond the element type's range must come back as that infinity.
+    let want = if E::from_f64(want).to_f64().is_infinite() {
+        E::from_f64(want).to_f64()
+    } else {
+        want
+    };
+    if got.is_nan() || want.is_nan() {
+        return if got.is_nan() && want.is_nan() {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+    }
+    if got.is_infinite() || want.is_infinite() {
+        return if got == want { 0.0 } else { f64::INFINITY };
+    }
+    (got - want).abs() / want.abs().max(1.0)
+}
+
+/// Worst errors seen, for reporting.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Worst {
+    pub softmax_ulp: f64,
+    pub log_excess: f64,
+    pub lse_rel: f64,
+}
+
+/// Checks every row op on `x` (`cols` columns) at temperature `tau`; panics with context on a
+/// violation. Returns the worst errors.
+pub fn check_rows<E: Element>(x: &[E], cols: usize, tau: f64) -> Worst {
+    let b = bounds::<E>();
+    let sm = Softmax::new().temperature(tau);
+    let rows = x.len().checked_div(cols).unwrap_or(0);
+    let mut p = vec![E::from_f64(7.0); x.len()];
+    let mut lp = vec![E::from_f64(7.0); x.len()];
+    let mut lse = vec![E::from_f64(7.0); rows];
+    sm.softmax_rows(x, cols, &mut p).unwrap();
+    sm.log_softmax_rows(x, cols, &mut lp).unwrap();
+    sm.logsumexp_rows(x, cols, &mut lse).unwrap();
+    let mut p_in = x.to_vec();
+    sm.softmax_rows_inplace(&mut p_in, cols).unwrap();
+    let mut lp_in = x.to_vec();
+    sm.log_softmax_rows_inplace(&mut lp_in, cols).unwrap();
+    let bits = |v: &[E]| v.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&p),
+        bits(&p_in),
+        "softmax in place differs from out of place"
+    );
+    assert_eq!(bits(&lp), bits(&lp_in), "log_softmax in place differs");
+    let mut worst = Worst::default();
+    for r in 0..rows {
+        let row = &x[r * cols..(r + 1) * cols];
+        let want_p = reference::softmax(row, tau);
+        let want_lp = reference::log_softmax(row, tau);
+        let want_lse = reference::logsumexp(row, tau);
+        let e = lse_error::<E>(lse[r].to_f64(), want_lse);
+        assert!(
+            e <= b.lse_rel,
+            "{}: lse row {r} (cols {cols}, tau {tau}): got {:?} want {want_lse:e}, rel err {e:e}",
+            E::NAME,
+            lse[r]
+        );
+        worst.lse_rel = worst.lse_rel.max(e);
+        for c in 0..cols {
+            let i = r * cols + c;
+            let e = ulp_error(p[i], want_p[c]);
+            assert!(
+                e <= b.softmax_ulp,
+                "{}: softmax[{r},{c}] = {:?}, want {:e} ({e} ULP); x = {:?}, tau {tau}",
+                E::NAME,
+                p[i],
+                want_p[c],
+                row[c]
+            );
+            worst.softmax_ulp = worst.softmax_ulp.max(e);
+            let got = lp[i].to_f64();
+            let want = want_lp[c];
+            let ok = if got.is_nan() || want.is_nan() || got.is_infinite() || want.is_infinite() {
+                ulp_error(lp[i], want) == 0.0
+            } else {
+                let allowed = b.log_ulp * ulp_of::<E>(want) + b.log_abs;
+                let err = (got - want).abs();
+                worst.log_excess = worst.log_excess.max(err / allowed);
+                err <= allowed
+            };
+            assert!(
+                ok,
+                "{}: log_softmax[{r},{c}] = {got:e}, want {want:e}; x = {:?}, tau {tau}",
+                E::NAME,
+                row[c]
+            );
+        }
+    }
+    worst
+}
+
+/// e^x over `x` (out of place, and in place) against the oracle: within 1 ULP, NaN exactly
+/// where the input is NaN, and the two calls bitwise equal.
+pub fn check_exp<E: Element>(x: &[E]) {
+    let mut out = vec![E::from_f64(7.0); x.len()];
+    crate::exp(x, &mut out).unwrap();
+    let mut inplace = x.to_vec();
+    crate::exp_inplace(&mut inplace);
+    for (i, (&v, &y)) in x.iter().zip(&out).enumerate() {
+        let e = ulp_error(y, reference::exp(v));
+        assert!(
+            e <= 1.0,
+            "{}: exp({:?}) = {:?}: {e} ULP (index {i})",
+            E::NAME,
+            v,
+            y
+        );
+        assert!(
+            y.to_f64().to_bits() == inplace[i].to_f64().to_bits(),
+            "exp in place differs at {i}"
+        );
+    }
+}
+
+/// max and argmax against the oracle (exact; the first NaN when there is one).
+pub fn check_max<E: Element>(x: &[E]) {
+    let (got, want) = (crate::max(x), reference::max(x));
+    match (got, want) {
+        (None, None) => {}
+        (Some(g), Some(w)) if w.to_f64().is_nan() => {
+            assert_eq!(
+                g.to_f64().to_bits(),
+                w.to_f64().to_bits(),
+                "max must return the first NaN"
+            )
+        }
+        (Some(g), Some(w)) => assert_eq!(g.to_f64(), w.to_f64(), "max"),
+        _ => panic!("max: got {got:?}, want {want:?}"),
+    }
+    assert_eq!(crate::argmax(x), reference::argmax(x), "argmax");
+}
+
+/// Shape and option validation: every row entry point either succeeds (exactly when the
+/// shape, the output length and τ are valid) or returns an error with its outputs untouched.
+pub fn check_validation<E: Element>(x: &[E], cols: usize, out_len: usize, tau: f64) {
+    let sentinel = E::from_f64(12345.0);
+    let tau_ok = tau.is_finite() && tau > 0.0 && {
+        let inv = E::from_f64(1.0 / tau).to_f64();
+        inv.is_finite() && inv != 0.0
+    };
+    let shape_ok = if cols == 0 {
+        x.is_empty()
+    } else {
+        x.len() % cols == 0
+    };
+    let rows = x.len().checked_div(cols).unwrap_or(0);
+    let sm = Softmax::new().temperature(tau);
+    let untouched = |v: &[E]| v.iter().all(|&e| e == sentinel);
+
+    let mut out = vec![sentinel; out_len];
+    let r = sm.softmax_rows(x, cols, &mut out);
+    assert_eq!(
+        r.is_ok(),
+        tau_ok && shape_ok && out_len == x.len(),
+        "softmax_rows: {r:?}"
+    );
+    if r.is_err() {
+        assert!(untouched(&out), "softmax_rows wrote its output on error");
+    }
+    let mut out = vec![sentinel; out_len];
+    let r = sm.log_softmax_rows(x, cols, &mut out);
+    assert_eq!(
+        r.is_ok(),
+        tau_ok && shape_ok && out_len == x.len(),
+        "log_softmax_rows: {r:?}"
+    );
+    if r.is_err() {
+        assert!(
+            untouched(&out),
+            "log_softmax_rows wrote its output on error"
+        );
+    }
+    let mut lse = vec![sentinel; out_len];
+    let r = sm.logsumexp_rows(x, cols, &mut lse);
+    let lse_ok = tau_ok && shape_ok && (cols == 0 || out_len == rows);
+    assert_eq!(r.is_ok(), lse_ok, "logsumexp_rows: {r:?}");
+    if r.is_err() {
+        assert!(untouched(&lse), "logsumexp_rows wrote its output on error");
+    }
+    let mut inplace = x.to_vec();
+    let r = sm.softmax_rows_inplace(&mut inplace, cols);
+    assert_eq!(r.is_ok(), tau_ok && shape_ok, "softmax_rows_inplace: {r:?}");
+    if r.is_err() {
+        assert!(
+            inplace
+                .iter()
+                .zip(x)
+                .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()),
+            "softmax_rows_inplace changed its input on error"
+        );
+    }
+    let mut e = vec![sentinel; out_len];
+    let r = crate::exp(x, &mut e);
+    assert_eq!(r.is_ok(), out_len == x.len(), "exp: {r:?}");
+    if r.is_err() {
+        assert!(untouched(&e), "exp wrote its output on error");
+    }
+}
+
+/// Values that stress the kernels (also used by the fuzz targets' value decoder).
+pub fn special_f64() -> Vec<f64> {
+    vec![
+        0.0,
+        -0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        -f64::NAN,
+        f64::from_bits(0x7ff8_0000_0000_1234),
+        1e-310,
+        -1e-310,
+        f64::MAX,
+        f64::MIN,
+        3.0e38,
+        -3.0e38,
+        1e-40,
+        88.0,
+        -104.0,
+        710.0,
+        -746.0,
+    ]
+}
