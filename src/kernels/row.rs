@@ -1055,18 +1055,8 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
             return false;
         }
         let factor = splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>() / total));
-        for (j, vj) in v.iter().enumerate().take(k) {
-            let len = lanes.min(n - j * lanes);
-            let y = vj.mul(factor);
-            // SAFETY: j * lanes + len <= n.
-            unsafe {
-                if len == lanes {
-                    E::store(y, dst.add(j * lanes));
-                } else {
-                    E::store_partial(y, dst.add(j * lanes), len);
-                }
-            }
-        }
+        // SAFETY: forwarded.
+        unsafe { store_row_vectors(&v[..k], dst, n, MulBy(factor)) };
         return true;
     }
     let term = ExpTerm::<S, E, SCALED, false>::new(isa, m, sc);
@@ -1084,7 +1074,24 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
         return true;
     }
     let f = LogSoftmaxMap::<S, E, SCALED>::new(isa, st, sc);
-    for (j, vj) in v.iter().enumerate().take(k) {
+    // SAFETY: forwarded.
+    unsafe { store_row_vectors(&v[..k], dst, n, f) };
+    true
+}
+
+/// Writes `f(v[j])` for the register-held vectors of an `n`-element row (the last one partial).
+///
+/// # Safety
+/// `dst` valid for writing `n` elements, `v.len() == n.div_ceil(LANES)`.
+#[inline(always)]
+unsafe fn store_row_vectors<S: Isa, E: Element>(
+    v: &[VecOf<S, E>],
+    dst: *mut E,
+    n: usize,
+    f: impl VecMap<VecOf<S, E>>,
+) {
+    let lanes = VecOf::<S, E>::LANES;
+    for (j, vj) in v.iter().enumerate() {
         let len = lanes.min(n - j * lanes);
         let y = f.apply(*vj);
         // SAFETY: j * lanes + len <= n.
@@ -1096,5 +1103,4 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
             }
         }
     }
-    true
 }
