@@ -876,8 +876,9 @@ impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxM
     #[inline(always)]
     fn apply(&self, x: VecOf<S, E>) -> VecOf<S, E> {
         let (hi, lo) = scaled_diff_exact::<S, E, SCALED>(x, self.neg_m, self.sc);
-        // lo is NaN where hi is -inf (x = -inf, or x − M overflowed): drop it there.
-        let lo = lo.and_mask(self.neg_inf.lt(hi));
+        // lo is NaN where hi is -inf (x = -inf, or x − M overflowed), and where TwoSum's own
+        // intermediates overflow (x and M near ∓MAX): drop it there.
+        let lo = lo.and_mask(VecOf::<S, E>::mask_and(self.neg_inf.lt(hi), lo.eq(lo)));
         let hi = if SCALED && self.rescue_overflow {
             let overflowed = VecOf::<S, E>::mask_and(hi.lt(self.neg_max), self.neg_inf.lt(x));
             VecOf::<S, E>::select(overflowed, x.mul(self.sc.inv).sub(self.m_scaled), hi)
