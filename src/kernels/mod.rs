@@ -105,7 +105,7 @@ unsafe fn finish_row<S: crate::simd::Isa, E: Element>(
     // SAFETY: forwarded.
     unsafe {
         match op {
-            RowOp::LogSumExp => *lse = E::from_f64(st.logsumexp(sc.inv_f64)),
+            RowOp::LogSumExp => *lse = E::from_f64(st.logsumexp(sc.tau.inv)),
             RowOp::Softmax | RowOp::LogSoftmax => {
                 let log = op == RowOp::LogSoftmax;
                 match row::row_case(st) {
@@ -273,7 +273,7 @@ unsafe fn huge_row<E: Element>(
     let log = op == RowOp::LogSoftmax;
     match (op, row::row_case(st)) {
         // SAFETY: lse is valid for one write.
-        (RowOp::LogSumExp, _) => unsafe { *lse = E::from_f64(st.logsumexp(sc.inv_f64)) },
+        (RowOp::LogSumExp, _) => unsafe { *lse = E::from_f64(st.logsumexp(sc.tau.inv)) },
         (_, RowCase::Regular) => parallel::for_each_index(segments, |s| {
             let (start, n) = seg(s);
             // Segments are disjoint parts of the row.

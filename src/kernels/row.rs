@@ -163,21 +163,20 @@ impl Stats {
     }
 }
 
-/// 1/τ in f64 with its rounding error.
+/// τ, and 1/τ in f64 with its rounding error.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Tau {
+    pub value: f64,
     pub inv: f64,
     pub inv_lo: f64,
 }
 
 /// The temperature of a call, as the kernels use it: `inv` = 1/τ rounded to the compute
-/// precision and `inv_lo` its rounding error.
+/// precision and `inv_lo` its rounding error; `tau` the same in f64 for the scalar code.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Scale<R> {
     pub inv: R,
     pub inv_lo: R,
-    pub inv_f64: f64,
-    pub tau_f64: f64,
     pub tau: Tau,
 }
 
@@ -194,9 +193,8 @@ impl<R: Real> Scale<R> {
         Some(Scale {
             inv,
             inv_lo,
-            inv_f64,
-            tau_f64: tau,
             tau: Tau {
+                value: tau,
                 inv: inv_f64,
                 inv_lo: (-tau).mul_add(inv_f64, 1.0) / tau,
             },
@@ -204,7 +202,7 @@ impl<R: Real> Scale<R> {
     }
 
     pub fn is_identity(&self) -> bool {
-        self.inv_f64 == 1.0
+        self.tau.inv == 1.0
     }
 }
 
@@ -215,25 +213,15 @@ fn splat<S: Isa, E: Element>(isa: S, x: E::Real) -> VecOf<S, E> {
 
 /// Statistics of a block whose maximum `m` is ±inf (or which is all NaN), or so large that
 /// e^((x − m)/τ) is 0 for every x < m (ulp(m)/τ beyond the exponential's range), exactly:
-/// the entries equal to m count 1 each (stored as 2^SCALE_SHIFT), the others 0.
+/// the entries equal to m count 1 each, the others 0.
 #[cold]
-fn special_block_stats<E: Element>(x: &[E], m: E::Real, out: Option<&mut [E]>) -> Stats {
+fn special_block_stats<E: Element>(x: &[E], m: E::Real) -> Stats {
     let mut count = 0.0;
     let mut nan = false;
     for &v in x {
         let v = v.to_real();
         nan |= v.is_nan();
         count += if v == m { 1.0 } else { 0.0 };
-    }
-    if let Some(out) = out {
-        for (o, &v) in out.iter_mut().zip(x) {
-            let v = v.to_real();
-            *o = E::from_real(if v == m && m > <E::Real as Real>::NEG_INFINITY {
-                pow2::<E::Real>(<E::Real as Real>::SCALE_SHIFT)
-            } else {
-                <E::Real as Real>::ZERO
-            });
-        }
     }
     let sum = if nan {
         f64::NAN
@@ -393,12 +381,11 @@ fn unscale<E: Element>() -> f64 {
 #[inline(always)]
 fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
     let min_arg = R::EXP_MIN_ARG.to_f64();
-    let target = (m + min_arg * sc.tau_f64).max(-R::MAX.to_f64());
-    let mut floor = R::from_f64(target);
+    let mut floor = raw_floor(m, sc);
     // Round down: an input clamped to the floor must still give e^(…) = 0. For f64 the sum
     // above is itself rounded, so check the scaled distance (exact enough: floor and m are
     // close) and step down until it is beyond the exponential's range; one or two steps.
-    while floor > -R::MAX && (floor.to_f64() - m) * sc.inv_f64 > min_arg {
+    while floor > -R::MAX && (floor.to_f64() - m) * sc.tau.inv > min_arg {
         floor = floor.next_down();
     }
     // When ulp(m) exceeds the range of the exponential, m + EXP_MIN_ARG·τ rounds back to m;
@@ -420,7 +407,7 @@ fn is_degenerate<R: Real>(m: R, sc: &Scale<R>) -> bool {
 /// m + EXP_MIN_ARG·τ in the compute precision (kept finite).
 #[inline(always)]
 fn raw_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
-    R::from_f64((m + R::EXP_MIN_ARG.to_f64() * sc.tau_f64).max(-R::MAX.to_f64()))
+    R::from_f64((m + R::EXP_MIN_ARG.to_f64() * sc.tau.value).max(-R::MAX.to_f64()))
 }
 
 /// e^((x − m)/τ) · 2^SCALE_SHIFT: from the rounded argument for sums, from the exact one for
@@ -502,34 +489,25 @@ unsafe fn special_block<E: Element>(
     m: E::Real,
     store: bool,
 ) -> Stats {
+    // SAFETY: src is valid for n elements; the slice is dropped before any write.
+    let stats = special_block_stats::<E>(unsafe { core::slice::from_raw_parts(src, n) }, m);
     if store {
-        if core::ptr::eq(src, dst) {
-            // SAFETY: dst is valid for n elements and is the only live view.
-            let buf = unsafe { core::slice::from_raw_parts_mut(dst, n) };
-            let stats = special_block_stats::<E>(buf, m, None);
-            for v in buf.iter_mut() {
-                let r = v.to_real();
-                *v = E::from_real(if r == m && m > <E::Real as Real>::NEG_INFINITY {
-                    pow2::<E::Real>(<E::Real as Real>::SCALE_SHIFT)
+        let hit = pow2::<E::Real>(<E::Real as Real>::SCALE_SHIFT);
+        for i in 0..n {
+            // SAFETY: i < n; dst is src or disjoint, and each element is read before the
+            // same index is written.
+            unsafe {
+                let v = (*src.add(i)).to_real();
+                let term = if v == m && m > <E::Real as Real>::NEG_INFINITY {
+                    hit
                 } else {
                     <E::Real as Real>::ZERO
-                });
+                };
+                *dst.add(i) = E::from_real(term);
             }
-            stats
-        } else {
-            // SAFETY: src and dst are valid for n elements and do not overlap.
-            let (x, out) = unsafe {
-                (
-                    core::slice::from_raw_parts(src, n),
-                    core::slice::from_raw_parts_mut(dst, n),
-                )
-            };
-            special_block_stats::<E>(x, m, Some(out))
         }
-    } else {
-        // SAFETY: src is valid for n elements.
-        special_block_stats::<E>(unsafe { core::slice::from_raw_parts(src, n) }, m, None)
     }
+    stats
 }
 
 /// The statistics of one segment (≤ [`SEGMENT`] elements): blocks merged left to right.
@@ -865,8 +843,8 @@ impl<S: Isa, E: Element, const SCALED: bool> LogSoftmaxMap<S, E, SCALED> {
             ln_lo: splat::<S, E>(isa, ln_lo),
             neg_inf: splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY),
             neg_max: splat::<S, E>(isa, -<E::Real as Real>::MAX),
-            m_scaled: splat::<S, E>(isa, <E::Real as Real>::from_f64(st.max * sc.inv_f64)),
-            rescue_overflow: sc.inv_f64 < 1.0,
+            m_scaled: splat::<S, E>(isa, <E::Real as Real>::from_f64(st.max * sc.tau.inv)),
+            rescue_overflow: sc.tau.inv < 1.0,
             sc: ScaleVecs::<S, E>::new(isa, sc),
         }
     }
@@ -1071,7 +1049,7 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
     }
     if op == SmallOp::LogSumExp {
         // SAFETY: forwarded.
-        unsafe { *lse = E::from_f64(st.logsumexp(sc.inv_f64)) };
+        unsafe { *lse = E::from_f64(st.logsumexp(sc.tau.inv)) };
         return true;
     }
     let f = LogSoftmaxMap::<S, E, SCALED>::new(isa, st, sc);

@@ -6,15 +6,16 @@
 //!    and inside it every intermediate below stays finite. NaN passes through the clamp.
 //! 2. n = round(x · log2 e), computed as `fma(x, log2e, MAGIC)`: adding 1.5 · 2^mantissa_bits
 //!    rounds to an integer that sits in the low mantissa bits of the sum (plus a bias, below).
-//! 3. r = x − n · ln2 with ln 2 split in two (Cody–Waite): n · LN2_HI is exact, so
-//!    |r| ≤ ln2/2 + tiny. The caller may add a correction `lo` to r (the rounding error of the
-//!    argument itself, see `kernels::row`): e^(hi + lo) ≈ e^hi · e^lo, folded in for free here.
-//! 4. e^r by its Taylor polynomial (degree 7 for f32, 13 for f64; truncation error below
-//!    0.05 ULP), evaluated by Horner's rule ending in `1 + r · (…)` so the last rounding dominates.
+//! 3. r = x − n · ln2 with ln 2 split in two (Cody–Waite): r_hi = x − n · LN2_HI is exact and
+//!    the rest, −n · LN2_LO, is kept apart as a small correction. The caller may add to it the
+//!    rounding error `lo` of the argument itself (see `kernels::row`): e^(hi + lo) ≈ e^hi · e^lo.
+//! 4. e^r ≈ 1 + (r_hi + (corr + r²·Q(r))), Q by Estrin's scheme: a degree-6 minimax polynomial
+//!    for f32 (`tools/fit_exp_poly.py`), Taylor to degree 13 for f64 (whose two final additions
+//!    also keep their rounding errors); only the final additions round at the result's scale.
 //! 5. 2^n: shifting the integer bits of the magic sum left by the mantissa width leaves exactly
-//!    the exponent field of 2^(n + bias). The product is formed as `(p · 2^(n ± S)) · 2^∓S` with
-//!    S = SCALE_SHIFT so that the first product is always a normal number and the second rounds
-//!    once: results in the subnormal range are rounded correctly from p, and results beyond the
+//!    the exponent field of 2^(n + bias). Where 2^n is not normal, the product is formed as
+//!    `(p · 2^(n ± S)) · 2^∓S` with S = SCALE_SHIFT so that the first product is always a
+//!    normal number and the second rounds once: results in the subnormal range are rounded correctly from p, and results beyond the
 //!    largest finite value become +inf.
 //!
 //! Error: ≤ 1 ULP for every f32 input (tested exhaustively) and every f64 input tested.
