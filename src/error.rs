@@ -34,6 +34,31 @@ pub enum Error {
         /// The temperature given.
         value: f64,
     },
+    /// A target is neither a class index in `0..classes` nor the `ignore_index`.
+    TargetOutOfRange {
+        /// The row.
+        row: usize,
+        /// Its target (saturated to `i64::MAX` for larger unsigned values).
+        target: i64,
+        /// The number of classes (`cols`).
+        classes: usize,
+    },
+    /// A class weight is negative, NaN or infinite.
+    InvalidWeight {
+        /// The class.
+        class: usize,
+        /// Its weight.
+        value: f64,
+    },
+    /// A numeric option is out of its range.
+    InvalidOption {
+        /// The option (`"label_smoothing"`, `"z_loss"`, `"softcap"`).
+        name: &'static str,
+        /// The value given.
+        value: f64,
+        /// The valid range, in words.
+        expected: &'static str,
+    },
     /// A forced instruction-set path is not available on this CPU.
     IsaUnavailable {
         /// The path asked for.
@@ -66,6 +91,27 @@ impl fmt::Display for Error {
                 f,
                 "temperature {value} is invalid: it must be finite and > 0, with 1/temperature \
                  finite and non-zero in the element's compute precision"
+            ),
+            Error::TargetOutOfRange {
+                row,
+                target,
+                classes,
+            } => write!(
+                f,
+                "row {row} has target {target}, which is neither a class in 0..{classes} nor \
+                 the ignore_index"
+            ),
+            Error::InvalidWeight { class, value } => write!(
+                f,
+                "class {class} has weight {value}: weights must be finite and >= 0"
+            ),
+            Error::InvalidOption {
+                name,
+                value,
+                expected,
+            } => write!(
+                f,
+                "option `{name}` = {value} is invalid: it must be {expected}"
             ),
             Error::IsaUnavailable { path } => {
                 write!(f, "instruction set `{path}` is not available on this CPU")

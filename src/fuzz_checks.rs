@@ -322,3 +322,263 @@ pub fn special_f64() -> Vec<f64> {
         -746.0,
     ]
 }
+
+/// Cross-entropy options as plain data, for tests and fuzz targets.
+#[derive(Clone, Debug, Default)]
+pub struct CeCase {
+    pub reduction: crate::Reduction,
+    pub ignore_index: i64,
+    pub weights: Option<Vec<f64>>,
+    pub label_smoothing: f64,
+    pub z_loss: f64,
+    pub softcap: Option<f64>,
+    pub temperature: f64,
+}
+
+impl CeCase {
+    pub fn options(&self) -> crate::CrossEntropy {
+        let mut ce = crate::CrossEntropy::new()
+            .reduction(self.reduction)
+            .ignore_index(self.ignore_index)
+            .label_smoothing(self.label_smoothing)
+            .z_loss(self.z_loss)
+            .temperature(self.temperature);
+        if let Some(w) = &self.weights {
+            ce = ce.weights(w);
+        }
+        if let Some(c) = self.softcap {
+            ce = ce.softcap(c);
+        }
+        ce
+    }
+}
+
+/// Worst cross-entropy errors seen, each as a fraction of its documented bound.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct CeWorst {
+    pub loss: f64,
+    pub lse: f64,
+    pub grad: f64,
+}
+
+/// Cross-entropy bounds (docs/accuracy.md): (loss relative, loss absolute, gradient ULP).
+pub fn ce_bounds<E: Element>() -> (f64, f64, f64) {
+    match E::NAME {
+        "f32" => (1e-6, 1e-7, 8.0),
+        _ => (2f64.powi(-44), 2f64.powi(-50), 8.0),
+    }
+}
+
+fn close(got: f64, want: f64, allowed: f64) -> (bool, f64) {
+    if got.is_nan() || want.is_nan() || got.is_infinite() || want.is_infinite() {
+        let same = (got.is_nan() && want.is_nan()) || got == want;
+        return (same, if same { 0.0 } else { f64::INFINITY });
+    }
+    let err = (got - want).abs();
+    (
+        err <= allowed,
+        if allowed > 0.0 { err / allowed } else { err },
+    )
+}
+
+/// Runs every cross-entropy entry point on one input and checks them against the oracle
+/// (`reference::cross_entropy_row`) within the documented bounds, plus: in place equals out of
+/// place bitwise, backward from the saved lse equals the fused gradient bitwise, and an error
+/// exactly when the input is invalid (then no buffer touched). `targets` are i64 so that
+/// invalid ones can be expressed. Returns `None` when the input was (correctly) rejected.
+pub fn check_cross_entropy<E: Element>(
+    x: &[E],
+    cols: usize,
+    targets: &[i64],
+    case: &CeCase,
+    grad_rows: Option<&[f64]>,
+) -> Option<CeWorst> {
+    let ce = case.options();
+    let sentinel = E::from_f64(7.0);
+    let mut grad = vec![sentinel; x.len()];
+    let fwd = ce.forward(x, cols, targets);
+    let fb = ce.forward_backward(x, cols, targets, &mut grad);
+    let mut inplace = x.to_vec();
+    let fbi = ce.forward_backward_inplace(&mut inplace, cols, targets);
+    let Ok(out) = fwd else {
+        let err = fwd.unwrap_err();
+        assert_eq!(
+            fb.as_ref().err(),
+            Some(&err),
+            "forward_backward accepted {err}"
+        );
+        assert_eq!(fbi.as_ref().err(), Some(&err));
+        assert!(
+            grad.iter().all(|g| g.to_f64() == 7.0),
+            "grad touched on error"
+        );
+        let bits = |v: &[E]| v.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&inplace), bits(x), "logits touched on error");
+        return None;
+    };
+    let fb = fb.expect("forward accepted the input, forward_backward must too");
+    let fbi = fbi.expect("forward_backward_inplace must accept it too");
+    let same = |a: &crate::Output, b: &crate::Output| {
+        let bits = |v: &[f64]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.row_losses), bits(&b.row_losses));
+        assert_eq!(bits(&a.lse), bits(&b.lse));
+        assert_eq!(a.loss.to_bits(), b.loss.to_bits());
+        assert_eq!((a.correct, a.valid_rows), (b.correct, b.valid_rows));
+    };
+    same(&out, &fb);
+    same(&out, &fbi);
+    let bits = |v: &[E]| v.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&grad), bits(&inplace), "in-place gradient differs");
+    let g_scalar = crate::GradOutput::Scalar(1.0);
+    let ones;
+    let go = match (case.reduction, grad_rows) {
+        (crate::Reduction::None, Some(g)) => crate::GradOutput::Rows(g),
+        (crate::Reduction::None, None) => {
+            ones = vec![1.0; out.lse.len()];
+            crate::GradOutput::Rows(&ones)
+        }
+        _ => g_scalar,
+    };
+    let mut back = vec![sentinel; x.len()];
+    ce.backward(x, cols, targets, &out.lse, go, &mut back)
+        .unwrap();
+    if grad_rows.is_none() {
+        assert_eq!(
+            bits(&back),
+            bits(&grad),
+            "backward(saved lse) differs from fused"
+        );
+    } else {
+        grad = back;
+    }
+
+    let (loss_rel, loss_abs, grad_ulp) = ce_bounds::<E>();
+    let rows = x.len().checked_div(cols).unwrap_or(0);
+    let weights = case.weights.as_deref();
+    let o = reference::CeOptions {
+        weights,
+        label_smoothing: case.label_smoothing,
+        z_loss: case.z_loss,
+        softcap: case.softcap,
+        temperature: case.temperature,
+    };
+    let mut worst = CeWorst::default();
+    let (mut denom, mut total, mut valid, mut correct) = (0.0, 0.0, 0, 0);
+    let factor_rows: Vec<f64> = (0..rows).map(|r| grad_rows.map_or(1.0, |g| g[r])).collect();
+    let mut want_rows = Vec::new();
+    for r in 0..rows {
+        let row = &x[r * cols..(r + 1) * cols];
+        let t = (targets[r] != case.ignore_index).then_some(targets[r] as usize);
+        if let Some(t) = t {
+            valid += 1;
+            denom += weights.map_or(1.0, |w| w[t]);
+            if reference::argmax(row) == Some(t) && !row.iter().any(|v| v.to_f64().is_nan()) {
+                correct += 1;
+            }
+        }
+        let want = reference::cross_entropy_row(row, t, &o);
+        total += want.loss;
+        let (ok, e) = close(
+            out.row_losses[r],
+            want.loss,
+            loss_rel * want.loss.abs() + loss_abs,
+        );
+        assert!(
+            ok,
+            "{}: row {r} loss {:e}, want {:e} (cols {cols}, target {:?}, {case:?})",
+            E::NAME,
+            out.row_losses[r],
+            want.loss,
+            t
+        );
+        worst.loss = worst.loss.max(e);
+        let (ok, _) = close(
+            out.row_z_losses[r],
+            want.z,
+            loss_rel * want.z.abs() + loss_abs,
+        );
+        assert!(
+            ok,
+            "{}: row {r} z-loss {:e}, want {:e}",
+            E::NAME,
+            out.row_z_losses[r],
+            want.z
+        );
+        let lse_bound = bounds::<E>().lse_rel;
+        let e = lse_error::<E>(out.lse[r], want.lse);
+        assert!(
+            e <= lse_bound,
+            "{}: row {r} lse {:e}, want {:e}",
+            E::NAME,
+            out.lse[r],
+            want.lse
+        );
+        worst.lse = worst.lse.max(e / lse_bound);
+        want_rows.push(want);
+    }
+    let factor = match case.reduction {
+        crate::Reduction::Mean if denom == 0.0 => 0.0,
+        crate::Reduction::Mean => 1.0 / denom,
+        _ => 1.0,
+    };
+    let (ok, e) = close(
+        out.loss,
+        total * factor,
+        loss_rel * (total * factor).abs() + loss_abs,
+    );
+    assert!(
+        ok,
+        "{}: loss {:e}, want {:e} ({case:?})",
+        E::NAME,
+        out.loss,
+        total * factor
+    );
+    worst.loss = worst.loss.max(e);
+    assert_eq!(out.valid_rows, valid);
+    assert_eq!(out.correct, correct, "correct-prediction count");
+    let t_of = |r: usize| targets[r] as usize;
+    for (r, want) in want_rows.iter().enumerate() {
+        let g = factor * factor_rows[r];
+        for c in 0..cols {
+            let w = want.grad[c] * g;
+            let got = grad[r * cols + c].to_f64();
+            let w_rounded = E::from_f64(w).to_f64();
+            // Smoothing and z-loss make g/τ·(A·p_j − B_j) a difference: its error is relative
+            // to the terms, not to the result. Gradients come from the saved f64 lse, whose
+            // rounding (|lse|·2^-53) shifts every p_j relatively by as much.
+            let ulp_rel = grad_ulp * ulp_of::<E>(1.0);
+            let lse_rel = out.lse[r].abs() * 2f64.powi(-52);
+            let t = t_of(r);
+            let wj = weights.map_or(1.0, |w| w[c]);
+            let wt = weights.map_or(1.0, |w| w[t.min(cols - 1)]);
+            let smooth = case.label_smoothing / cols as f64;
+            let w_total: f64 = weights.map_or(cols as f64, |w| w.iter().sum());
+            let a = (1.0 - case.label_smoothing) * wt
+                + smooth * w_total
+                + (2.0 * case.z_loss * wt * out.lse[r]).abs();
+            let b = smooth * wj
+                + if c == t {
+                    (1.0 - case.label_smoothing) * wt + a
+                } else {
+                    0.0
+                };
+            let terms = (g / case.temperature).abs() * 2.0 * b;
+            let allowed =
+                grad_ulp * ulp_of::<E>(w) + w.abs() * lse_rel + (ulp_rel + lse_rel) * terms + 1e-30;
+            let (ok, e) = if w_rounded.is_infinite() || w.is_nan() {
+                close(got, w_rounded, 0.0)
+            } else {
+                close(got, w, allowed)
+            };
+            assert!(
+                ok,
+                "{}: grad[{r},{c}] = {got:e}, want {w:e} (x = {:?}, target {:?}, cols {cols}, {case:?})",
+                E::NAME,
+                x[r * cols + c],
+                targets[r]
+            );
+            worst.grad = worst.grad.max(e);
+        }
+    }
+    Some(worst)
+}

@@ -47,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+mod cross_entropy;
 mod element;
 mod error;
 #[doc(hidden)]
@@ -56,6 +57,7 @@ mod parallel;
 pub mod reference;
 mod simd;
 
+pub use cross_entropy::{CrossEntropy, GradOutput, Output, Reduction, Target};
 pub use element::Element;
 pub use error::Error;
 pub use simd::IsaPath;

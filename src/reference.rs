@@ -305,3 +305,123 @@ pub fn log_softmax<E: Element>(x: &[E], tau: f64) -> Vec<f64> {
         }
     }
 }
+
+/// Options of the cross-entropy oracle (see `CrossEntropy` for their meaning).
+#[derive(Clone, Debug)]
+pub struct CeOptions<'a> {
+    /// Class weights (`None`: all 1).
+    pub weights: Option<&'a [f64]>,
+    /// ε.
+    pub label_smoothing: f64,
+    /// z.
+    pub z_loss: f64,
+    /// c (`None`: no soft-capping).
+    pub softcap: Option<f64>,
+    /// τ.
+    pub temperature: f64,
+}
+
+/// One row of the cross-entropy oracle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CeRow {
+    /// ce + z-loss of the row (0 for an ignored row).
+    pub loss: f64,
+    /// The z-loss part.
+    pub z: f64,
+    /// ln Σ e^y of the transformed logits y.
+    pub lse: f64,
+    /// d loss / d x (all 0 for an ignored row).
+    pub grad: Vec<f64>,
+}
+
+/// `a · b` where a zero coefficient `a` removes the term (so 0 · ∞ counts 0).
+fn coeff_mul(a: f64, b: f64) -> f64 {
+    if a == 0.0 {
+        0.0
+    } else {
+        a * b
+    }
+}
+
+/// Softmax cross-entropy of one row with target `target` (`None`: ignored), by the formula of
+/// `docs/semantics.md` (PyTorch's `F.cross_entropy` per row, plus z-loss, soft-capping and
+/// temperature), in double-double where it matters.
+pub fn cross_entropy_row<E: Element>(x: &[E], target: Option<usize>, o: &CeOptions) -> CeRow {
+    let n = x.len();
+    let tau = o.temperature;
+    // y = x/τ, soft-capped: kept as (row in f64, τ for the division) so that without
+    // soft-capping (x − m)/τ is formed exactly in double-double.
+    let (y, tau_y): (Vec<f64>, f64) = match o.softcap {
+        Some(c) => (
+            x.iter()
+                .map(|v| c * (v.to_f64() / tau / c).tanh())
+                .collect(),
+            1.0,
+        ),
+        None => (x.iter().map(|v| v.to_f64()).collect(), tau),
+    };
+    // dy/dx.
+    let dydx = |j: usize| match o.softcap {
+        Some(c) => {
+            let ch = (x[j].to_f64() / tau / c).cosh();
+            1.0 / (tau * ch * ch)
+        }
+        None => 1.0 / tau,
+    };
+    let kind = row_kind(&y, tau_y);
+    let lse = logsumexp(&y, tau_y);
+    let Some(t) = target else {
+        return CeRow {
+            loss: 0.0,
+            z: 0.0,
+            lse,
+            grad: vec![0.0; n],
+        };
+    };
+    let w = |j: usize| o.weights.map_or(1.0, |w| w[j]);
+    let w_total: f64 = (0..n).map(w).sum();
+    let eps = o.label_smoothing;
+    let smooth = eps / n as f64;
+    // −log p_j and p_j.
+    let (nlp, p): (Vec<f64>, Vec<f64>) = match kind {
+        RowKind::Nan => (vec![f64::NAN; n], vec![f64::NAN; n]),
+        _ => {
+            let lsm = log_softmax(&y, tau_y);
+            let sm = softmax(&y, tau_y);
+            (lsm.iter().map(|v| -v).collect(), sm)
+        }
+    };
+    let mut ce = coeff_mul((1.0 - eps) * w(t), nlp[t]);
+    if eps > 0.0 {
+        ce += smooth * (0..n).map(|j| coeff_mul(w(j), nlp[j])).sum::<f64>();
+    }
+    let z = coeff_mul(o.z_loss * w(t), lse * lse);
+    // d row / d y_j = A p_j − B_j, A = (1 − ε) w_t + (ε/C) W + 2 z w_t lse (the z-loss part
+    // is left out where lse is not finite), B_j = (1 − ε) w_t [j = t] + (ε/C) w_j.
+    let z_grad = if lse.is_finite() {
+        coeff_mul(2.0 * o.z_loss * w(t), lse)
+    } else {
+        0.0
+    };
+    let a = (1.0 - eps) * w(t) + smooth * w_total + z_grad;
+    let grad = (0..n)
+        .map(|j| {
+            let b = if j == t { (1.0 - eps) * w(t) } else { 0.0 } + smooth * w(j);
+            let g = if j == t && !matches!(kind, RowKind::Nan) {
+                // A p_t − B_t = −B_t (1 − p_t) + (A − B_t) p_t, with 1 − p_t in double-double
+                // from the other entries.
+                let others = (0..n).filter(|&k| k != t).fold(0.0, |s, k| s + p[k]);
+                -b * others + (a - b) * p[t]
+            } else {
+                a * p[j] - b
+            };
+            g * dydx(j)
+        })
+        .collect();
+    let loss = if matches!(kind, RowKind::Nan) {
+        f64::NAN
+    } else {
+        ce + z
+    };
+    CeRow { loss, z, lse, grad }
+}

@@ -41,3 +41,22 @@ fn seed_worked_example_every_path() {
         check::<f64>(1e-14);
     });
 }
+
+#[test]
+fn seed_worked_example_cross_entropy() {
+    common::for_each_path(|_| {
+        let mut g: Vec<f32> = LOGITS.iter().map(|&v| v as f32).collect();
+        let out = xent::CrossEntropy::new()
+            .forward_backward_inplace(&mut g, 20, &[8u32])
+            .unwrap();
+        assert!((out.loss - 0.370732).abs() < 5e-7, "loss {}", out.loss);
+        // d loss / d logit_8 = p[8] − 1.
+        assert!(
+            (f64::from(g[8]) - (0.690229 - 1.0)).abs() < 5e-7,
+            "grad {}",
+            g[8]
+        );
+        assert!((f64::from(g[4]) - 1.23f64.exp() / 61.6043).abs() < 1e-6);
+        assert_eq!((out.correct, out.valid_rows), (1, 1));
+    });
+}

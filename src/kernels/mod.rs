@@ -1,6 +1,7 @@
 //! The kernels, each written once over an element type and an instruction set, and the drivers
 //! that run them over rows and threads.
 
+pub(crate) mod ce;
 pub(crate) mod exp;
 pub(crate) mod reduce;
 pub(crate) mod row;

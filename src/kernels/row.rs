@@ -207,7 +207,7 @@ impl<R: Real> Scale<R> {
 }
 
 #[inline(always)]
-fn splat<S: Isa, E: Element>(isa: S, x: E::Real) -> VecOf<S, E> {
+pub(crate) fn splat<S: Isa, E: Element>(isa: S, x: E::Real) -> VecOf<S, E> {
     <VecOf<S, E> as FloatVec>::splat(isa, x)
 }
 
@@ -251,7 +251,7 @@ fn scaled_diff<S: Isa, E: Element, const SCALED: bool>(
 /// (x − m)/τ as hi + lo, where lo carries the rounding errors of the subtraction (TwoSum) and
 /// of the scaling. `lo` may be NaN where `hi` is infinite; consumers mask it.
 #[inline(always)]
-fn scaled_diff_exact<S: Isa, E: Element, const SCALED: bool>(
+pub(crate) fn scaled_diff_exact<S: Isa, E: Element, const SCALED: bool>(
     x: VecOf<S, E>,
     neg_m: VecOf<S, E>,
     sc: ScaleVecs<S, E>,
@@ -271,7 +271,7 @@ fn scaled_diff_exact<S: Isa, E: Element, const SCALED: bool>(
 }
 
 #[derive(Copy, Clone)]
-struct ScaleVecs<S: Isa, E: Element> {
+pub(crate) struct ScaleVecs<S: Isa, E: Element> {
     inv: VecOf<S, E>,
     inv_lo: VecOf<S, E>,
     zero: VecOf<S, E>,
@@ -279,7 +279,7 @@ struct ScaleVecs<S: Isa, E: Element> {
 
 impl<S: Isa, E: Element> ScaleVecs<S, E> {
     #[inline(always)]
-    fn new(isa: S, sc: &Scale<E::Real>) -> Self {
+    pub(crate) fn new(isa: S, sc: &Scale<E::Real>) -> Self {
         ScaleVecs {
             inv: splat::<S, E>(isa, sc.inv),
             inv_lo: splat::<S, E>(isa, sc.inv_lo),
@@ -306,17 +306,7 @@ fn block_sum_exp<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
     // One accumulator fed by pairs: the exponential needs most of the 16 vector registers.
     let mut acc = zero;
-    // Neumaier summation of the f64 partial sums.
-    let (mut total, mut comp) = (0f64, 0f64);
-    let mut add = |x: f64| {
-        let t = total + x;
-        comp += if total.abs() >= x.abs() {
-            (total - t) + x
-        } else {
-            (x - t) + total
-        };
-        total = t;
-    };
+    let mut total = SumF64::default();
     let mut rounds = 0u32;
     let mut i = 0;
     while i + 2 * lanes <= n {
@@ -338,7 +328,7 @@ fn block_sum_exp<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
         // rounding error stays near one ULP whatever the row length and lane count.
         rounds += 1;
         if rounds % 8 == 0 {
-            add(acc.reduce_sum_f64());
+            total.add(acc.reduce_sum_f64());
             acc = zero;
         }
     }
@@ -365,13 +355,44 @@ fn block_sum_exp<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
         }
         acc = acc.add(y);
     }
-    add(acc.reduce_sum_f64());
-    (total + comp) * unscale::<E>()
+    total.add(acc.reduce_sum_f64());
+    total.value() * unscale::<E>()
+}
+
+/// Neumaier summation in f64 of the partial sums that vector lanes flush every few rounds
+/// (each lane adds at most 16 terms in its own precision first).
+#[derive(Copy, Clone, Default)]
+pub(crate) struct SumF64 {
+    total: f64,
+    comp: f64,
+}
+
+impl SumF64 {
+    #[inline(always)]
+    pub(crate) fn add(&mut self, x: f64) {
+        let t = self.total + x;
+        self.comp += if self.total.abs() >= x.abs() {
+            (self.total - t) + x
+        } else {
+            (x - t) + self.total
+        };
+        self.total = t;
+    }
+
+    #[inline(always)]
+    pub(crate) fn value(self) -> f64 {
+        // Past an infinity the compensation is meaningless (inf − inf).
+        if self.total.is_finite() {
+            self.total + self.comp
+        } else {
+            self.total
+        }
+    }
 }
 
 /// 2^-SCALE_SHIFT: undoes the scaling of [`exp_scaled`].
 #[inline(always)]
-fn unscale<E: Element>() -> f64 {
+pub(crate) fn unscale<E: Element>() -> f64 {
     pow2::<f64>(-<E::Real as Real>::SCALE_SHIFT)
 }
 
@@ -379,7 +400,7 @@ fn unscale<E: Element>() -> f64 {
 /// e^((x − m)/τ) rounds to 0. Clamping there keeps every intermediate finite (−inf inputs
 /// included) and NaN passes through (`max` returns its second operand for NaN).
 #[inline(always)]
-fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
+pub(crate) fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
     let min_arg = R::EXP_MIN_ARG.to_f64();
     let mut floor = raw_floor(m, sc);
     // Round down: an input clamped to the floor must still give e^(…) = 0. For f64 the sum
@@ -400,7 +421,7 @@ fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
 
 /// Whether every x < m has e^((x − m)/τ) = 0, because m + EXP_MIN_ARG·τ rounds to m.
 #[inline(always)]
-fn is_degenerate<R: Real>(m: R, sc: &Scale<R>) -> bool {
+pub(crate) fn is_degenerate<R: Real>(m: R, sc: &Scale<R>) -> bool {
     raw_floor(m.to_f64(), sc) >= m
 }
 

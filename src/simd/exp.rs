@@ -6,16 +6,19 @@
 //!    and inside it every intermediate below stays finite. NaN passes through the clamp.
 //! 2. n = round(x · log2 e), computed as `fma(x, log2e, MAGIC)`: adding 1.5 · 2^mantissa_bits
 //!    rounds to an integer that sits in the low mantissa bits of the sum (plus a bias, below).
-//! 3. r = x − n · ln2 with ln 2 split in two (Cody–Waite): r_hi = x − n · LN2_HI is exact and
-//!    the rest, −n · LN2_LO, is kept apart as a small correction. The caller may add to it the
-//!    rounding error `lo` of the argument itself (see `kernels::row`): e^(hi + lo) ≈ e^hi · e^lo.
-//! 4. e^r ≈ 1 + (r_hi + (corr + r²·Q(r))), Q by Estrin's scheme: a degree-6 minimax polynomial
-//!    for f32 (`tools/fit_exp_poly.py`), Taylor to degree 13 for f64 (whose two final additions
-//!    also keep their rounding errors); only the final additions round at the result's scale.
+//! 3. t = x − n · ln2 with ln 2 split in two (Cody–Waite): t_hi = x − n · LN2_HI is exact and
+//!    the rest, corr = −n · LN2_LO, is kept apart as a small correction. The caller may add to
+//!    it the rounding error `lo` of the argument itself (see `kernels::row`):
+//!    e^(hi + lo) ≈ e^hi · e^lo.
+//! 4. e^t ≈ 1 + t_hi + (corr + t²·R(t)), R by Estrin's scheme: a degree-6 minimax polynomial
+//!    for f32 (`tools/fit_exp_poly.py`), Taylor to degree 13 for f64. The result is
+//!    `fma(t_hi + (corr + t²·R), 2^n, 2^n)`: only that sum and the fma round at the result's
+//!    scale. Terms that are only summed (the row statistics) use a cheaper form, see
+//!    [`exp_scaled`].
 //! 5. 2^n: shifting the integer bits of the magic sum left by the mantissa width leaves exactly
 //!    the exponent field of 2^(n + bias). Where 2^n is not normal, the product is formed as
 //!    `(p · 2^(n ± S)) · 2^∓S` with S = SCALE_SHIFT so that the first product is always a
-//!    normal number and the second rounds once: results in the subnormal range are rounded correctly from p, and results beyond the
+//!    normal number and the second rounds once into the subnormal range; results beyond the
 //!    largest finite value become +inf.
 //!
 //! Error: ≤ 1 ULP for every f32 input (tested exhaustively) and every f64 input tested.
@@ -38,63 +41,6 @@ fn magic<R: Real>(shift: i32) -> R {
     R::ROUND_MAGIC + R::from_f64((R::EXP_BIAS + shift) as f64)
 }
 
-/// e^r ≈ 1 + (r + r²·Q(r)) for r = r_hi + corr, |r| ≤ ln2/2 (and NaN), Q from `coeffs`
-/// (highest degree first). r_hi is exact and corr is small, so the sum is formed as
-/// 1 + (r_hi + (corr + r²·Q)): only the last two additions round at the scale of the result.
-#[inline(always)]
-fn exp_poly<V: FloatVec>(isa: V::Isa, r_hi: V, corr: V, coeffs: &[V::Real]) -> V {
-    let r = r_hi.add(corr);
-    // Q by Estrin's scheme: pairs (c_k + c_{k+1} r) combined by Horner's rule in r². Shorter
-    // dependency chains than plain Horner keep more vectors in flight.
-    let r2 = r.mul(r);
-    let n = coeffs.len();
-    // coeffs are highest degree first; walk pairs from the top.
-    let mut q = if n % 2 == 1 {
-        splat::<V>(isa, coeffs[0])
-    } else {
-        splat::<V>(isa, coeffs[0]).mul_add(r, splat(isa, coeffs[1]))
-    };
-    let mut k = if n % 2 == 1 { 1 } else { 2 };
-    while k < n {
-        let pair = splat::<V>(isa, coeffs[k]).mul_add(r, splat(isa, coeffs[k + 1]));
-        q = q.mul_add(r2, pair);
-        k += 2;
-    }
-    let small = r2.mul_add(q, corr);
-    let one = splat::<V>(isa, V::Real::ONE);
-    if !V::Real::EXP_COMPENSATED {
-        return r_hi.add(small).add(one);
-    }
-    // Keep the rounding errors of the two final additions (Fast2Sum: |r_hi| ≥ |small| and
-    // 1 ≥ |u|) and add them back before the one rounding that remains.
-    let u = r_hi.add(small);
-    let u_err = r_hi.sub(u).add(small);
-    let p = one.add(u);
-    let p_err = one.sub(p).add(u);
-    p.add(p_err.add(u_err))
-}
-
-/// Steps 2–4: returns (p ≈ e^r, the magic sum holding n).
-#[inline(always)]
-fn reduce_and_poly<V: FloatVec>(
-    isa: V::Isa,
-    x: V,
-    magic: V,
-    lo: Option<V>,
-    coeffs: &[V::Real],
-) -> (V, V) {
-    let biased = x.mul_add(splat(isa, V::Real::LOG2E), magic);
-    let n = biased.sub(magic);
-    // x − n·LN2_HI is exact (n·LN2_HI is, and the difference is small); the rest of the
-    // reduction is a small correction kept apart until the end.
-    let r_hi = n.mul_add(splat(isa, -V::Real::LN2_HI), x);
-    let mut corr = n.mul(splat(isa, -V::Real::LN2_LO));
-    if let Some(lo) = lo {
-        corr = corr.add(lo);
-    }
-    (exp_poly(isa, r_hi, corr, coeffs), biased)
-}
-
 /// e^x for every x: the public `exp`.
 #[inline(always)]
 pub(crate) fn exp<V: FloatVec>(isa: V::Isa, x: V) -> V {
@@ -104,14 +50,7 @@ pub(crate) fn exp<V: FloatVec>(isa: V::Isa, x: V) -> V {
     );
     if V::mask_bits(in_range) == (1u32 << V::LANES) - 1 {
         // Every lane's 2^n is a normal number: one scaling, no clamping.
-        let (p, biased) = reduce_and_poly(
-            isa,
-            x,
-            splat(isa, magic::<V::Real>(0)),
-            None,
-            V::Real::EXP_POLY,
-        );
-        return p.mul(biased.shl_mantissa());
+        return exp_shifted::<V, false>(isa, x, None, splat(isa, magic::<V::Real>(0)));
     }
     exp_any(isa, x)
 }
@@ -134,27 +73,97 @@ fn exp_any<V: FloatVec>(isa: V::Isa, x: V) -> V {
         splat(isa, pow2::<V::Real>(shift)),
         splat(isa, pow2::<V::Real>(-shift)),
     );
-    let (p, biased) = reduce_and_poly(isa, x, magic, None, V::Real::EXP_POLY);
-    p.mul(biased.shl_mantissa()).mul(post)
+    exp_shifted::<V, false>(isa, x, None, magic).mul(post)
 }
 
-/// e^(hi + lo) · 2^SCALE_SHIFT for hi in [3·EXP_MIN_ARG, 0] (or NaN), |lo| ≤ ulp(hi): the
-/// exponential inside the row kernels, whose arguments are differences to a maximum (callers
-/// clamp them from below). The result is scaled up by 2^SCALE_SHIFT so that it is always a
+/// Coefficient `k` (highest degree first) of `coeffs` followed by a constant 1 when `one`.
+#[inline(always)]
+fn coeff<V: FloatVec>(isa: V::Isa, coeffs: &[V::Real], k: usize) -> V {
+    splat(isa, coeffs.get(k).copied().unwrap_or(V::Real::ONE))
+}
+
+/// The polynomial with coefficients `coeffs` (highest degree first), followed by a constant 1
+/// when `one`, at t (t2 = t²), by Estrin's scheme: pairs a_k·t + a_(k+1) combined by Horner's
+/// rule in t². Its dependency chain is shorter than Horner's, and these loops are bound by
+/// latency through the out-of-order window rather than by the FMA pipes.
+#[inline(always)]
+fn estrin<V: FloatVec>(isa: V::Isa, t: V, t2: V, coeffs: &[V::Real], one: bool) -> V {
+    let len = coeffs.len() + usize::from(one);
+    let pair = |k: usize| coeff::<V>(isa, coeffs, k).mul_add(t, coeff(isa, coeffs, k + 1));
+    let (mut p, mut k) = if len % 2 == 1 {
+        (coeff::<V>(isa, coeffs, 0), 1)
+    } else {
+        (pair(0), 2)
+    };
+    while k < len {
+        p = p.mul_add(t2, pair(k));
+        k += 2;
+    }
+    p
+}
+
+/// e^(hi + lo) · 2^SCALE_SHIFT for hi ≤ 0 (or NaN), |lo| ≤ ulp(hi): the exponential inside
+/// the row kernels, whose arguments are differences to a maximum, clamped from below by the
+/// caller (without `lo`, exactly at EXP_MIN_ARG: below it 2^(n + SCALE_SHIFT) would leave the
+/// exponent field). The result is scaled up by 2^SCALE_SHIFT so that it is always a
 /// normal number; callers fold 2^-SCALE_SHIFT into the factor they multiply by anyway, so
-/// results in the subnormal range are rounded once, at that multiplication. `SUM` selects the
-/// cheaper polynomial for terms that are only summed.
+/// results in the subnormal range are rounded once, at that multiplication.
+///
+/// Leaner than [`exp`] (these loops are bound by the two FMA pipes): with s = 2^n and
+/// t = hi + lo − n·ln2, the result is `fma(t·s, P(t), s)` where P(t) = (e^t − 1)/t by Horner's
+/// rule, so the leading 1 is added exactly at the end and t's rounding error (≤ 2^-25 relative
+/// to a value below 0.35) shifts the result by under 0.2 ULP. `SUM` selects the cheaper
+/// polynomial and, for f32, a one-constant reduction: terms that are only summed need about
+/// 2^-21, not one ULP.
 #[inline(always)]
 pub(crate) fn exp_scaled<V: FloatVec, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>) -> V {
-    let coeffs = if SUM {
-        V::Real::EXP_POLY_SUM
+    // Callers clamp their inputs so that e^(…) of the clamped value is 0, but with the row
+    // maximum's rounding the clamped argument may lie up to ~3·EXP_MIN_ARG below 0; clamp it
+    // here too so that 2^(n + SCALE_SHIFT) stays normal. Sums pass arguments clamped exactly.
+    let hi = if lo.is_some() {
+        splat::<V>(isa, V::Real::EXP_MIN_ARG).max(hi)
     } else {
-        V::Real::EXP_POLY
+        hi
     };
-    let magic = splat(isa, magic::<V::Real>(V::Real::SCALE_SHIFT));
-    // Arguments below the bound give 0 after the caller's factor (≤ 2^-SCALE_SHIFT); clamping
-    // keeps n in range. `lo` stays small (callers keep hi ≥ 3·EXP_MIN_ARG), so it needs no mask.
-    let hi = splat::<V>(isa, V::Real::EXP_MIN_ARG).max(hi);
-    let (p, biased) = reduce_and_poly(isa, hi, magic, lo, coeffs);
-    p.mul(biased.shl_mantissa())
+    exp_shifted::<V, SUM>(
+        isa,
+        hi,
+        lo,
+        splat(isa, magic::<V::Real>(V::Real::SCALE_SHIFT)),
+    )
+}
+
+/// e^(hi + lo) · 2^shift where 2^(n + shift) is a normal number; `magic` is [`magic`]`(shift)`.
+///
+/// With s = 2^(n + shift) and t = hi + lo − n·ln2: for sums, `fma(t·s, P(t), s)` with
+/// P(t) = (e^t − 1)/t (t·s is exact, the leading 1 is added at the final rounding). Otherwise
+/// t_hi = hi − n·LN2_HI is exact, the small rest `corr` is kept apart, and the result is
+/// `fma(t_hi + (corr + t²·R(t)), s, s)` with R(t) = (e^t − 1 − t)/t²: only that sum and the
+/// final step round at the result's scale (≤ 1 ULP, tested exhaustively for f32).
+#[inline(always)]
+fn exp_shifted<V: FloatVec, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, magic: V) -> V {
+    let biased = hi.mul_add(splat(isa, V::Real::LOG2E), magic);
+    let scale = biased.shl_mantissa();
+    let n = biased.sub(magic);
+    if SUM && lo.is_none() {
+        let t = if V::Real::SUM_REDUCES_ONCE {
+            n.mul_add(splat(isa, -V::Real::LN2), hi)
+        } else {
+            n.mul_add(
+                splat(isa, -V::Real::LN2_LO),
+                n.mul_add(splat(isa, -V::Real::LN2_HI), hi),
+            )
+        };
+        let p = estrin(isa, t, t.mul(t), V::Real::EXP_POLY_SUM, true);
+        return t.mul(scale).mul_add(p, scale);
+    }
+    let t_hi = n.mul_add(splat(isa, -V::Real::LN2_HI), hi);
+    let corr = match lo {
+        Some(lo) => n.mul_add(splat(isa, -V::Real::LN2_LO), lo),
+        None => n.mul(splat(isa, -V::Real::LN2_LO)),
+    };
+    let t = t_hi.add(corr);
+    let t2 = t.mul(t);
+    let r = estrin(isa, t, t2, V::Real::EXP_POLY, false);
+    t_hi.add(t2.mul_add(r, corr)).mul_add(scale, scale)
 }

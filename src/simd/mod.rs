@@ -67,6 +67,11 @@ pub trait Real:
     /// ln 2 split so that `n * LN2_HI` is exact for every reachable `n`.
     const LN2_HI: Self;
     const LN2_LO: Self;
+    /// ln 2 rounded to the precision: reducing with it alone is accurate enough for terms that
+    /// are only summed when `SUM_REDUCES_ONCE` (f32: relative error below 2^-21 for every
+    /// argument the row kernels reach).
+    const LN2: Self;
+    const SUM_REDUCES_ONCE: bool;
     /// 1.5 · 2^mantissa_bits: adding it rounds to an integer held in the low mantissa bits.
     const ROUND_MAGIC: Self;
     /// The exponent bias.
@@ -80,9 +85,6 @@ pub trait Real:
     /// A cheaper polynomial of the same form for terms that are only summed (relative error
     /// about 2^-23 for f32, 2^-52 for f64).
     const EXP_POLY_SUM: &'static [Self];
-    /// Whether the exponential keeps the rounding errors of its final additions (about 4 more
-    /// operations; it brings f64 from just under 1 ULP to about 0.5).
-    const EXP_COMPENSATED: bool;
     /// Significand bits including the implicit one (24 or 53).
     const MANTISSA_DIGITS: u32;
 }

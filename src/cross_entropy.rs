@@ -1,0 +1,667 @@
+//! Fused softmax cross-entropy: the loss and its gradient in as few passes as possible.
+//!
+//! The formula (PyTorch's `F.cross_entropy`, extended the way LLM trainers use it; the same as
+//! `make_golden.py`, whose PyTorch results the tests check):
+//!
+//! ```text
+//! y      = x / τ, then c · tanh(y / c) when soft-capping
+//! lse_i  = ln Σ_j e^(y_ij)
+//! ce_i   = (1 − ε) w[t_i] (lse_i − y_i,t_i) + ε/C Σ_j w[j] (lse_i − y_ij)
+//! z_i    = z · w[t_i] · lse_i²
+//! row_i  = ce_i + z_i                      (0 for rows whose target is ignore_index)
+//! mean   = Σ row_i / Σ w[t_i] over valid rows  (0 when that sum is 0: not NaN)
+//! ```
+//!
+//! See [`CrossEntropy`] for the entry points and `docs/semantics.md` for special values.
+
+use crate::element::Element;
+use crate::kernels::ce::{self, CeParams, RowForward};
+use crate::kernels::row::Scale;
+use crate::parallel::{self, SendPtr};
+use crate::simd::{dispatch, Isa, Kernel, Real};
+use crate::Error;
+
+/// How per-row losses are reduced (PyTorch's `reduction`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Reduction {
+    /// Σ row losses / Σ w[target] over non-ignored rows (0 if that sum is 0).
+    #[default]
+    Mean,
+    /// Σ row losses.
+    Sum,
+    /// Per-row losses; [`Output::loss`] then holds their sum, and gradients take one upstream
+    /// value per row ([`GradOutput::Rows`]).
+    None,
+}
+
+/// A target class index type: `u32`, `i32`, `i64` or `usize`.
+pub trait Target: Copy + Send + Sync + sealed::Sealed {
+    /// The target as an i64 (saturating).
+    fn to_i64(self) -> i64;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for u32 {}
+    impl Sealed for i32 {}
+    impl Sealed for i64 {}
+    impl Sealed for usize {}
+}
+
+impl Target for u32 {
+    fn to_i64(self) -> i64 {
+        i64::from(self)
+    }
+}
+impl Target for i32 {
+    fn to_i64(self) -> i64 {
+        i64::from(self)
+    }
+}
+impl Target for i64 {
+    fn to_i64(self) -> i64 {
+        self
+    }
+}
+impl Target for usize {
+    fn to_i64(self) -> i64 {
+        i64::try_from(self).unwrap_or(i64::MAX)
+    }
+}
+
+/// The upstream gradient for [`CrossEntropy::backward`].
+#[derive(Copy, Clone, Debug)]
+pub enum GradOutput<'a> {
+    /// d(final loss)/d(reduced loss): 1.0 for a plain training step.
+    Scalar(f64),
+    /// One value per row (reduction `None`): the gradient of Σ g_i · row_i.
+    Rows(&'a [f64]),
+}
+
+/// The results of a forward pass. Reuse one across calls (the `_into` methods) to keep its
+/// per-row buffers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Output {
+    /// The reduced loss (for reduction `None`: the sum of the row losses), accumulated in f64.
+    pub loss: f64,
+    /// The z-loss part of `loss`, reduced the same way.
+    pub z_loss: f64,
+    /// Per-row loss: cross-entropy plus z-loss (0 for ignored rows).
+    pub row_losses: Vec<f64>,
+    /// Per-row z-loss part.
+    pub row_z_losses: Vec<f64>,
+    /// Per-row log-sum-exp of the transformed logits (also for ignored rows); what
+    /// [`CrossEntropy::backward`] takes.
+    pub lse: Vec<f64>,
+    /// Rows whose target is not `ignore_index`.
+    pub valid_rows: usize,
+    /// Σ w[target] over valid rows: the denominator of the mean.
+    pub weight_sum: f64,
+    /// Valid rows whose first maximal (transformed) logit is the target: accuracy is
+    /// `correct / valid_rows`.
+    pub correct: usize,
+}
+
+/// Softmax cross-entropy with PyTorch's options and defaults, plus z-loss, soft-capping and
+/// temperature.
+///
+/// ```
+/// use xent::{CrossEntropy, Reduction};
+/// // Two rows of three classes; targets 2 and 0.
+/// let logits = [1.0f32, 2.0, 3.0, 0.5, 0.0, -1.0];
+/// let ce = CrossEntropy::new().label_smoothing(0.1);
+/// let out = ce.forward(&logits, 3, &[2u32, 0]).unwrap();
+/// assert!(out.loss > 0.0 && out.valid_rows == 2);
+///
+/// // The gradient of the mean loss, written over the logits (no extra buffer).
+/// let mut g = logits;
+/// let out2 = ce.forward_backward_inplace(&mut g, 3, &[2u32, 0]).unwrap();
+/// assert_eq!(out.loss, out2.loss);
+/// let row_sum: f32 = g[..3].iter().sum();
+/// assert!(row_sum.abs() < 1e-6); // softmax − smoothed one-hot sums to 0
+///
+/// // Ignored rows contribute nothing; an all-ignored batch has mean 0, not NaN.
+/// let out = CrossEntropy::new().forward(&logits, 3, &[-100i64, -100]).unwrap();
+/// assert_eq!((out.loss, out.valid_rows), (0.0, 0));
+/// # let _ = Reduction::Sum;
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct CrossEntropy {
+    reduction: Reduction,
+    ignore_index: i64,
+    weights: Option<Vec<f64>>,
+    label_smoothing: f64,
+    z_loss: f64,
+    softcap: Option<f64>,
+    temperature: f64,
+}
+
+impl Default for CrossEntropy {
+    fn default() -> Self {
+        CrossEntropy {
+            reduction: Reduction::Mean,
+            ignore_index: -100,
+            weights: None,
+            label_smoothing: 0.0,
+            z_loss: 0.0,
+            softcap: None,
+            temperature: 1.0,
+        }
+    }
+}
+
+/// Target index of an ignored row.
+const IGNORED: usize = usize::MAX;
+
+impl CrossEntropy {
+    /// PyTorch's defaults: mean reduction, `ignore_index = -100`, no weights, no smoothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the reduction.
+    pub fn reduction(mut self, r: Reduction) -> Self {
+        self.reduction = r;
+        self
+    }
+
+    /// Rows whose target equals this contribute 0 loss and 0 gradient (default −100).
+    pub fn ignore_index(mut self, i: i64) -> Self {
+        self.ignore_index = i;
+        self
+    }
+
+    /// Class weights (one per class, finite, ≥ 0), PyTorch's `weight`.
+    pub fn weights(mut self, w: &[f64]) -> Self {
+        self.weights = Some(w.to_vec());
+        self
+    }
+
+    /// Label smoothing ε ∈ [0, 1] (PyTorch's convention: ε/C on every class).
+    pub fn label_smoothing(mut self, eps: f64) -> Self {
+        self.label_smoothing = eps;
+        self
+    }
+
+    /// z-loss coefficient z ≥ 0 (PaLM): adds z · w[t] · lse² per row.
+    pub fn z_loss(mut self, z: f64) -> Self {
+        self.z_loss = z;
+        self
+    }
+
+    /// Soft-capping c > 0 (Gemma 2): logits → c · tanh(logits / c) after the temperature.
+    pub fn softcap(mut self, c: f64) -> Self {
+        self.softcap = Some(c);
+        self
+    }
+
+    /// Temperature τ > 0: logits / τ.
+    pub fn temperature(mut self, tau: f64) -> Self {
+        self.temperature = tau;
+        self
+    }
+
+    /// The loss in one read of the logits.
+    pub fn forward<E: Element, T: Target>(
+        &self,
+        logits: &[E],
+        cols: usize,
+        targets: &[T],
+    ) -> Result<Output, Error> {
+        let mut out = Output::default();
+        self.forward_into(logits, cols, targets, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`forward`](Self::forward) into a reused [`Output`].
+    pub fn forward_into<E: Element, T: Target>(
+        &self,
+        logits: &[E],
+        cols: usize,
+        targets: &[T],
+        out: &mut Output,
+    ) -> Result<(), Error> {
+        let call = self.prepare::<E, T>(logits.len(), cols, targets)?;
+        call.run(
+            logits.as_ptr(),
+            core::ptr::null_mut(),
+            Some(out),
+            None,
+            GradOutput::Scalar(1.0),
+        );
+        Ok(())
+    }
+
+    /// The loss and the gradient of the reduced loss (of Σ row losses for reduction `None`)
+    /// into `grad`: two reads of each row (the second from cache) and one write.
+    pub fn forward_backward<E: Element, T: Target>(
+        &self,
+        logits: &[E],
+        cols: usize,
+        targets: &[T],
+        grad: &mut [E],
+    ) -> Result<Output, Error> {
+        let mut out = Output::default();
+        self.forward_backward_into(logits, cols, targets, grad, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`forward_backward`](Self::forward_backward) into a reused [`Output`].
+    pub fn forward_backward_into<E: Element, T: Target>(
+        &self,
+        logits: &[E],
+        cols: usize,
+        targets: &[T],
+        grad: &mut [E],
+        out: &mut Output,
+    ) -> Result<(), Error> {
+        let call = self.prepare::<E, T>(logits.len(), cols, targets)?;
+        check_len("grad", logits.len(), grad.len())?;
+        call.run(
+            logits.as_ptr(),
+            grad.as_mut_ptr(),
+            Some(out),
+            None,
+            GradOutput::Scalar(1.0),
+        );
+        Ok(())
+    }
+
+    /// As [`forward_backward`](Self::forward_backward), with the gradient written over the
+    /// logits: no buffer proportional to rows × cols is allocated.
+    pub fn forward_backward_inplace<E: Element, T: Target>(
+        &self,
+        logits: &mut [E],
+        cols: usize,
+        targets: &[T],
+    ) -> Result<Output, Error> {
+        let mut out = Output::default();
+        self.forward_backward_inplace_into(logits, cols, targets, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`forward_backward_inplace`](Self::forward_backward_inplace) into a reused [`Output`].
+    pub fn forward_backward_inplace_into<E: Element, T: Target>(
+        &self,
+        logits: &mut [E],
+        cols: usize,
+        targets: &[T],
+        out: &mut Output,
+    ) -> Result<(), Error> {
+        let call = self.prepare::<E, T>(logits.len(), cols, targets)?;
+        let p = logits.as_mut_ptr();
+        call.run(p, p, Some(out), None, GradOutput::Scalar(1.0));
+        Ok(())
+    }
+
+    /// The gradient from the per-row log-sum-exp a [`forward`](Self::forward) saved
+    /// (`Output::lse`), scaled by `grad_output`. Bitwise equal to the fused kernels' gradient
+    /// for the same inputs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<E: Element, T: Target>(
+        &self,
+        logits: &[E],
+        cols: usize,
+        targets: &[T],
+        saved_lse: &[f64],
+        grad_output: GradOutput,
+        grad: &mut [E],
+    ) -> Result<(), Error> {
+        let call = self.prepare::<E, T>(logits.len(), cols, targets)?;
+        check_len("saved_lse", call.rows, saved_lse.len())?;
+        check_len("grad", logits.len(), grad.len())?;
+        match grad_output {
+            GradOutput::Rows(g) => check_len("grad_output", call.rows, g.len())?,
+            GradOutput::Scalar(_) => {}
+        }
+        call.run(
+            logits.as_ptr(),
+            grad.as_mut_ptr(),
+            None,
+            Some(saved_lse),
+            grad_output,
+        );
+        Ok(())
+    }
+
+    /// Validates everything and converts the targets.
+    fn prepare<E: Element, T: Target>(
+        &self,
+        len: usize,
+        cols: usize,
+        targets: &[T],
+    ) -> Result<Call<'_, E>, Error> {
+        let eps = self.label_smoothing;
+        if !(0.0..=1.0).contains(&eps) {
+            return Err(Error::InvalidOption {
+                name: "label_smoothing",
+                value: eps,
+                expected: "in [0, 1]",
+            });
+        }
+        if !(self.z_loss >= 0.0 && self.z_loss.is_finite()) {
+            return Err(Error::InvalidOption {
+                name: "z_loss",
+                value: self.z_loss,
+                expected: "finite and >= 0",
+            });
+        }
+        if let Some(c) = self.softcap {
+            if !(c > 0.0 && c.is_finite()) {
+                return Err(Error::InvalidOption {
+                    name: "softcap",
+                    value: c,
+                    expected: "finite and > 0",
+                });
+            }
+        }
+        let sc = Scale::<E::Real>::new(self.temperature).ok_or(Error::InvalidTemperature {
+            value: self.temperature,
+        })?;
+        if cols == 0 && len > 0 {
+            return Err(Error::ZeroCols { len });
+        }
+        if cols > 0 && len % cols != 0 {
+            return Err(Error::NotMultipleOfCols { len, cols });
+        }
+        let rows = len.checked_div(cols).unwrap_or(0);
+        check_len("targets", rows, targets.len())?;
+        if let Some(w) = &self.weights {
+            check_len("weights", cols, w.len())?;
+            if let Some((class, &value)) = w
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+            {
+                return Err(Error::InvalidWeight { class, value });
+            }
+        }
+        let mut idx = Vec::with_capacity(rows);
+        for (row, t) in targets.iter().enumerate() {
+            let t = t.to_i64();
+            if t == self.ignore_index {
+                idx.push(IGNORED);
+            } else if t >= 0 && (t as u64) < cols as u64 {
+                idx.push(t as usize);
+            } else {
+                return Err(Error::TargetOutOfRange {
+                    row,
+                    target: t,
+                    classes: cols,
+                });
+            }
+        }
+        let weights_real: Option<Vec<E::Real>> = self
+            .weights
+            .as_ref()
+            .map(|w| w.iter().map(|&v| E::Real::from_f64(v)).collect());
+        let weights_f64 = self.weights.clone();
+        let weight_total = weights_f64
+            .as_ref()
+            .map_or(cols as f64, |w| w.iter().sum::<f64>());
+        let (mut valid_rows, mut weight_sum) = (0usize, 0f64);
+        for &t in &idx {
+            if t != IGNORED {
+                valid_rows += 1;
+                weight_sum += weights_f64.as_ref().map_or(1.0, |w| w[t]);
+            }
+        }
+        Ok(Call {
+            opts: self,
+            sc,
+            rows,
+            cols,
+            targets: idx,
+            weights_real,
+            weights_f64,
+            weight_total,
+            valid_rows,
+            weight_sum,
+        })
+    }
+}
+
+fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), Error> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            what,
+            expected,
+            actual,
+        })
+    }
+}
+
+/// A validated call.
+struct Call<'a, E: Element> {
+    opts: &'a CrossEntropy,
+    sc: Scale<E::Real>,
+    rows: usize,
+    cols: usize,
+    /// Class per row, [`IGNORED`] for ignored rows.
+    targets: Vec<usize>,
+    weights_real: Option<Vec<E::Real>>,
+    weights_f64: Option<Vec<f64>>,
+    weight_total: f64,
+    valid_rows: usize,
+    weight_sum: f64,
+}
+
+impl<E: Element> Call<'_, E> {
+    /// The factor from a row's loss to the reduced loss.
+    fn reduce_factor(&self) -> f64 {
+        match self.opts.reduction {
+            Reduction::Mean if self.weight_sum == 0.0 => 0.0,
+            Reduction::Mean => 1.0 / self.weight_sum,
+            Reduction::Sum | Reduction::None => 1.0,
+        }
+    }
+
+    /// Runs the forward pass (when `out` is given), the gradient (when `grad` is not null,
+    /// from `saved_lse` when given, else from the forward's lse) and the reduction.
+    fn run(
+        &self,
+        x: *const E,
+        grad: *mut E,
+        out: Option<&mut Output>,
+        saved_lse: Option<&[f64]>,
+        grad_output: GradOutput,
+    ) {
+        let rows = self.rows;
+        let mut scratch_out = Output::default();
+        let out = out.unwrap_or(&mut scratch_out);
+        let forward = saved_lse.is_none();
+        if forward {
+            out.row_losses.clear();
+            out.row_losses.resize(rows, 0.0);
+            out.row_z_losses.clear();
+            out.row_z_losses.resize(rows, 0.0);
+            out.lse.clear();
+            out.lse.resize(rows, 0.0);
+        }
+        let factor = self.reduce_factor();
+        let (g_scalar, g_rows) = match grad_output {
+            GradOutput::Scalar(g) => (g * factor, None),
+            GradOutput::Rows(r) => (factor, Some(r)),
+        };
+        let p = CeParams {
+            sc: self.sc,
+            weights: self.weights_real.as_deref(),
+            weights_f64: self.weights_f64.as_deref(),
+            weight_total: self.weight_total,
+            eps: self.opts.label_smoothing,
+            z: self.opts.z_loss,
+        };
+        let identity = Scale::<f64>::new(1.0).expect("1 is a valid temperature");
+        let p64 = CeParams {
+            sc: identity,
+            weights: self.weights_f64.as_deref(),
+            ..p_f64(&p)
+        };
+        let per_task = parallel::rows_per_task(self.cols, core::mem::size_of::<E>());
+        let tasks = rows.div_ceil(per_task);
+        let lse_ptr = SendPtr(if forward {
+            out.lse.as_mut_ptr()
+        } else {
+            saved_lse.map_or(core::ptr::null_mut(), |s| s.as_ptr() as *mut f64)
+        });
+        let loss_ptr = SendPtr(out.row_losses.as_mut_ptr());
+        let z_ptr = SendPtr(out.row_z_losses.as_mut_ptr());
+        let (xp, gp) = (SendPtr(x as *mut E), SendPtr(grad));
+        let path = crate::simd::current();
+        let correct: usize = parallel::map_indices(tasks, |k| {
+            let first = k * per_task;
+            let n = per_task.min(rows - first);
+            // Each task owns rows first..first + n of every buffer.
+            let task = CeTask::<E> {
+                x: xp.get().wrapping_add(first * self.cols),
+                grad: if gp.get().is_null() {
+                    gp.get()
+                } else {
+                    gp.get().wrapping_add(first * self.cols)
+                },
+                rows: n,
+                cols: self.cols,
+                targets: &self.targets[first..first + n],
+                forward,
+                lse: lse_ptr.get().wrapping_add(first),
+                loss: loss_ptr.get().wrapping_add(first),
+                z: z_ptr.get().wrapping_add(first),
+                g_scalar,
+                g_rows: g_rows.map(|r| &r[first..first + n]),
+                p,
+                p64,
+                softcap: self.opts.softcap,
+                tau: self.opts.temperature,
+            };
+            dispatch(path, task)
+        })
+        .into_iter()
+        .sum();
+        if !forward {
+            return;
+        }
+        // A fixed order: the reduced loss does not depend on the thread count.
+        let total: f64 = out.row_losses.iter().sum();
+        let z_total: f64 = out.row_z_losses.iter().sum();
+        out.loss = total * factor;
+        out.z_loss = z_total * factor;
+        out.valid_rows = self.valid_rows;
+        out.weight_sum = self.weight_sum;
+        out.correct = correct;
+    }
+}
+
+/// The f64 parameters for a soft-capped row (weights and scale filled in by the caller).
+fn p_f64<'a, R: Real>(p: &CeParams<'a, R>) -> CeParams<'a, f64> {
+    CeParams {
+        sc: Scale::<f64>::new(1.0).expect("1 is a valid temperature"),
+        weights: None,
+        weights_f64: p.weights_f64,
+        weight_total: p.weight_total,
+        eps: p.eps,
+        z: p.z,
+    }
+}
+
+/// A group of rows on one thread.
+struct CeTask<'a, E: Element> {
+    x: *const E,
+    /// Null when no gradient is wanted.
+    grad: *mut E,
+    rows: usize,
+    cols: usize,
+    targets: &'a [usize],
+    /// Forward: write lse / loss / z; otherwise read lse (saved).
+    forward: bool,
+    lse: *mut f64,
+    loss: *mut f64,
+    z: *mut f64,
+    g_scalar: f64,
+    g_rows: Option<&'a [f64]>,
+    p: CeParams<'a, E::Real>,
+    p64: CeParams<'a, f64>,
+    softcap: Option<f64>,
+    tau: f64,
+}
+
+impl<E: Element> Kernel for CeTask<'_, E> {
+    type Output = usize;
+
+    #[inline(always)]
+    fn run<S: Isa>(self, isa: S) -> usize {
+        let cols = self.cols;
+        let mut correct = 0;
+        // Soft-capping: each row is transformed into an f64 scratch row first.
+        let mut scratch = if self.softcap.is_some() {
+            vec![0f64; cols]
+        } else {
+            Vec::new()
+        };
+        for r in 0..self.rows {
+            let t = self.targets[r];
+            let target = (t != IGNORED).then_some(t);
+            let src = self.x.wrapping_add(r * cols);
+            let dst = self.grad.wrapping_add(r * cols);
+            // SAFETY: the driver guarantees x (and grad, when not null) valid for rows × cols
+            // elements, equal or disjoint, and lse / loss / z valid for `rows` entries, owned
+            // by this task.
+            unsafe {
+                let row = core::slice::from_raw_parts(src, cols);
+                if let Some(c) = self.softcap {
+                    for (y, v) in scratch.iter_mut().zip(row) {
+                        *y = c * (v.to_f64() / self.tau / c).tanh();
+                    }
+                }
+                let lse = if self.forward {
+                    let f: RowForward = match self.softcap {
+                        Some(_) => RowForward {
+                            // Accuracy is judged on the logits themselves (capping can round
+                            // distinct large logits to one value).
+                            correct: target.is_some_and(|t| first_max_is(row, t)),
+                            ..ce::row_forward(isa, &scratch[..], target, &self.p64)
+                        },
+                        None => ce::row_forward(isa, row, target, &self.p),
+                    };
+                    *self.lse.add(r) = f.lse;
+                    *self.loss.add(r) = f.loss;
+                    *self.z.add(r) = f.z;
+                    correct += usize::from(f.correct);
+                    f.lse
+                } else {
+                    *self.lse.add(r)
+                };
+                if self.grad.is_null() {
+                    continue;
+                }
+                let Some(t) = target else {
+                    core::ptr::write_bytes(dst, 0, cols);
+                    continue;
+                };
+                let g = self.g_scalar * self.g_rows.map_or(1.0, |g| g[r]);
+                match self.softcap {
+                    None => ce::row_gradient(isa, src, dst, cols, t, lse, g, &self.p),
+                    Some(c) => {
+                        let y = scratch.as_mut_ptr();
+                        ce::row_gradient(isa, y, y, cols, t, lse, g, &self.p64);
+                        // Chain rule: dy/dx = sech²(x/(τc)) / τ.
+                        for (j, &gy) in scratch.iter().enumerate() {
+                            let ch = ((*src.add(j)).to_f64() / self.tau / c).cosh();
+                            *dst.add(j) = E::from_f64(gy / (self.tau * ch * ch));
+                        }
+                    }
+                }
+            }
+        }
+        correct
+    }
+}
+
+/// Whether `t` is the first maximal entry of a row without NaN.
+fn first_max_is<E: Element>(row: &[E], t: usize) -> bool {
+    let xt = row[t].to_f64();
+    !row.iter().any(|v| v.to_f64().is_nan())
+        && row[..t].iter().all(|v| v.to_f64() < xt)
+        && row[t + 1..].iter().all(|v| v.to_f64() <= xt)
+}

@@ -1,0 +1,502 @@
+//! Softmax cross-entropy of one row: the forward statistics and the gradient pass.
+//!
+//! # Passes
+//!
+//! * **Forward** (one read): the row's statistics (`row::row_stats`, blocked online max and
+//!   Σ e^((x − m)/τ)) are taken over the entries *other than the target*, in two stretches
+//!   `[0, t)` and `(t, C)`, and merged. The target's own term e_t = e^((x_t − M)/τ) is formed in
+//!   f64, so that the loss (M − x_t)/τ + ln S = ln(1 + S_other/e_t) keeps full relative accuracy
+//!   even as p_t → 1, and the argmax test (is x_t the first maximum?) falls out of the two
+//!   stretches' maxima for free. Label smoothing adds a second, cheap pass from cache:
+//!   Σ w_j (M − x_j), a sum of non-negative terms, so no cancellation with large offsets.
+//! * **Gradient** (one more read, from cache, and one write): from the row's log-sum-exp alone,
+//!   so that `backward(saved lse)` and the fused kernels run the same code and agree bitwise.
+//!   With p_j = e^(y_j − lse), each entry is g/τ · (A·p_j − B_j) (see `docs/semantics.md`),
+//!   written as one fused multiply-add; the pass also sums p_j over j ≠ t, so the target's
+//!   entry −B_t (1 − p_t) + (A − B_t) p_t never forms 1 − p_t by cancellation.
+//!
+//! Rows whose maximum is not finite (NaN, ±inf) or so large that the exponential degenerates
+//! take scalar code that applies the special-value rules directly.
+
+use super::row::{
+    self, input_floor, is_degenerate, splat, unscale, Scale, ScaleVecs, Stats, SumF64,
+};
+use crate::element::{Element, VecOf};
+use crate::simd::exp::exp_scaled;
+use crate::simd::{FloatVec, Isa, Real};
+
+/// The options of a call, as the row kernels use them.
+#[derive(Copy, Clone)]
+pub(crate) struct CeParams<'a, R: Real> {
+    /// Temperature (identity when the logits were soft-capped into a scratch row already).
+    pub sc: Scale<R>,
+    /// Class weights in the compute precision, and in f64.
+    pub weights: Option<&'a [R]>,
+    pub weights_f64: Option<&'a [f64]>,
+    /// Σ_j w_j.
+    pub weight_total: f64,
+    /// ε.
+    pub eps: f64,
+    /// z.
+    pub z: f64,
+}
+
+impl<R: Real> CeParams<'_, R> {
+    #[inline(always)]
+    pub fn weight(&self, j: usize) -> f64 {
+        self.weights_f64.map_or(1.0, |w| w[j])
+    }
+
+    /// The coefficients A and B_t of the gradient (without the z-loss part when lse is not
+    /// finite: the loss is infinite there anyway).
+    #[inline(always)]
+    fn coefficients(&self, t: usize, classes: usize, lse: f64) -> (f64, f64) {
+        let wt = self.weight(t);
+        let smooth = self.eps / classes as f64;
+        let z_part = if lse.is_finite() {
+            coeff_mul(2.0 * self.z * wt, lse)
+        } else {
+            0.0
+        };
+        let a = (1.0 - self.eps) * wt + smooth * self.weight_total + z_part;
+        let b_t = (1.0 - self.eps) * wt + smooth * wt;
+        (a, b_t)
+    }
+}
+
+/// `a · b` where a zero coefficient removes the term (0 · ∞ counts 0).
+#[inline(always)]
+pub(crate) fn coeff_mul(a: f64, b: f64) -> f64 {
+    if a == 0.0 {
+        0.0
+    } else {
+        a * b
+    }
+}
+
+/// One row's forward results.
+#[derive(Copy, Clone, Debug, Default)]
+pub(crate) struct RowForward {
+    /// ce + z-loss.
+    pub loss: f64,
+    pub z: f64,
+    pub lse: f64,
+    /// The target is the first maximal logit.
+    pub correct: bool,
+}
+
+/// The forward statistics of a row with target `t` (`None`: ignored; only its lse is taken).
+#[inline(always)]
+pub(crate) fn row_forward<S: Isa, E: Element>(
+    isa: S,
+    x: &[E],
+    t: Option<usize>,
+    p: &CeParams<E::Real>,
+) -> RowForward {
+    let tau = p.sc.tau;
+    let Some(t) = t else {
+        let st = row::row_stats(isa, x, &p.sc);
+        return RowForward {
+            lse: st.logsumexp(tau.inv),
+            ..RowForward::default()
+        };
+    };
+    let left = row::row_stats(isa, &x[..t], &p.sc);
+    let right = row::row_stats(isa, &x[t + 1..], &p.sc);
+    let others = left.merge(right, tau);
+    let xt = x[t].to_f64();
+    let nan = others.sum.is_nan() || xt.is_nan();
+    let correct = !nan && (t == 0 || xt > left.max) && xt >= right.max;
+    let m = if xt > others.max { xt } else { others.max };
+    let regular = m.is_finite()
+        && !others.sum.is_nan()
+        && !is_degenerate(<E::Real as Real>::from_f64(m), &p.sc);
+    if !regular {
+        return RowForward {
+            correct,
+            ..special_forward(x, t, p)
+        };
+    }
+    let e_t = Stats::weight(xt, m, tau);
+    let s_others = if others.sum == 0.0 {
+        0.0
+    } else {
+        let w = Stats::weight(others.max, m, tau);
+        others.sum.mul_add(w, others.comp * w)
+    };
+    let s = s_others + e_t;
+    let ln_s = s.ln();
+    let lse = m * tau.inv + ln_s;
+    // −ln p_t = (M − x_t)/τ + ln S = ln(1 + S_other / e_t): the second form keeps its relative
+    // accuracy as p_t → 1.
+    let nll_t = if e_t >= 1e-250 {
+        (s_others / e_t).ln_1p()
+    } else {
+        (m - xt) * tau.inv + ln_s
+    };
+    let wt = p.weight(t);
+    let mut ce = coeff_mul((1.0 - p.eps) * wt, nll_t);
+    if p.eps > 0.0 {
+        // Σ_j w_j (−ln p_j) = Σ_j w_j (M − x_j)/τ + W ln S.
+        let gaps = weighted_gaps(isa, x, <E::Real as Real>::from_f64(m), p.weights);
+        let smooth_sum = gaps * tau.inv + coeff_mul(p.weight_total, ln_s);
+        ce += p.eps / x.len() as f64 * smooth_sum;
+    }
+    let z = coeff_mul(p.z * wt, lse * lse);
+    RowForward {
+        loss: ce + z,
+        z,
+        lse,
+        correct,
+    }
+}
+
+/// Σ_j w_j (m − x_j) over a row whose maximum is m (terms ≥ 0; a zero weight removes its term
+/// even where x_j = −inf).
+#[inline(always)]
+fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E::Real]>) -> f64 {
+    let lanes = VecOf::<S, E>::LANES;
+    let n = x.len();
+    let mv = splat::<S, E>(isa, m);
+    let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
+    let mut acc = zero;
+    let mut total = SumF64::default();
+    let mut i = 0;
+    let mut rounds = 0u32;
+    while i < n {
+        let len = lanes.min(n - i);
+        // SAFETY: i + len <= n = x.len() and, when weighted, w.len() == n (checked by the
+        // caller's validation). Padding lanes hold x = m (gap 0) and w = 0.
+        let gap = unsafe {
+            let v = if len == lanes {
+                E::load(isa, x.as_ptr().add(i))
+            } else {
+                E::load_partial(isa, x.as_ptr().add(i), len, m)
+            };
+            let gap = mv.sub(v);
+            match w {
+                None => gap,
+                Some(w) => {
+                    let wv = if len == lanes {
+                        VecOf::<S, E>::load(isa, w.as_ptr().add(i))
+                    } else {
+                        VecOf::<S, E>::load_partial(
+                            isa,
+                            w.as_ptr().add(i),
+                            len,
+                            <E::Real as Real>::ZERO,
+                        )
+                    };
+                    wv.mul(gap).and_mask(zero.lt(wv))
+                }
+            }
+        };
+        acc = acc.add(gap);
+        i += len;
+        rounds += 1;
+        if rounds % 16 == 0 {
+            total.add(acc.reduce_sum_f64());
+            acc = zero;
+        }
+    }
+    total.add(acc.reduce_sum_f64());
+    total.value()
+}
+
+/// The forward results of a row that is not regular, by the special-value rules (scalar).
+#[cold]
+fn special_forward<E: Element, R: Real>(x: &[E], t: usize, p: &CeParams<R>) -> RowForward {
+    let tau = p.sc.tau;
+    let sp = SpecialRow::scan(x, tau.inv);
+    let wt = p.weight(t);
+    if sp.nan {
+        return RowForward {
+            loss: f64::NAN,
+            z: coeff_mul(p.z * wt, f64::NAN),
+            lse: f64::NAN,
+            correct: false,
+        };
+    }
+    let lse = sp.lse;
+    let mut ce = coeff_mul((1.0 - p.eps) * wt, sp.nll(x[t].to_f64()));
+    if p.eps > 0.0 {
+        let smooth_sum: f64 = x
+            .iter()
+            .enumerate()
+            .map(|(j, v)| coeff_mul(p.weight(j), sp.nll(v.to_f64())))
+            .sum();
+        ce += p.eps / x.len() as f64 * smooth_sum;
+    }
+    let z = coeff_mul(p.z * wt, lse * lse);
+    RowForward {
+        loss: ce + z,
+        z,
+        lse,
+        correct: false,
+    }
+}
+
+/// A row whose maximum M is NaN, ±inf, or finite but so large that e^((x − M)/τ) is 0 for
+/// every x < M: the k entries equal to M share the probability, the others get 0.
+struct SpecialRow {
+    nan: bool,
+    max: f64,
+    count: f64,
+    lse: f64,
+    inv_tau: f64,
+}
+
+impl SpecialRow {
+    fn scan<E: Element>(x: &[E], inv_tau: f64) -> SpecialRow {
+        let mut max = f64::NEG_INFINITY;
+        let mut nan = false;
+        for v in x {
+            let v = v.to_f64();
+            nan |= v.is_nan();
+            if v > max {
+                max = v;
+            }
+        }
+        let count = x.iter().filter(|v| v.to_f64() == max).count() as f64;
+        let lse = if nan {
+            f64::NAN
+        } else if max.is_infinite() {
+            max
+        } else {
+            max * inv_tau + count.ln()
+        };
+        SpecialRow {
+            nan,
+            max,
+            count,
+            lse,
+            inv_tau,
+        }
+    }
+
+    /// −ln p for an entry x.
+    fn nll(&self, x: f64) -> f64 {
+        if self.max == f64::NEG_INFINITY {
+            f64::INFINITY
+        } else if x == self.max {
+            self.count.ln()
+        } else if self.max == f64::INFINITY {
+            f64::INFINITY
+        } else {
+            (self.max - x) * self.inv_tau + self.count.ln()
+        }
+    }
+
+    /// p for an entry x.
+    fn prob(&self, x: f64) -> f64 {
+        if self.nan {
+            f64::NAN
+        } else if x == self.max && self.max > f64::NEG_INFINITY {
+            1.0 / self.count
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The gradient of one row with target `t` and log-sum-exp `lse`, scaled by `g`, into `dst`
+/// (`src` itself or a disjoint buffer).
+///
+/// # Safety
+/// `src` valid for reading and `dst` for writing `n` elements; equal or disjoint; `t < n`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    t: usize,
+    lse: f64,
+    g: f64,
+    p: &CeParams<E::Real>,
+) {
+    let tau = p.sc.tau;
+    let m = <E::Real as Real>::from_f64(lse * tau.value);
+    // SAFETY: t < n.
+    let xt = unsafe { *src.add(t) }.to_f64();
+    if !(lse.is_finite() && m.to_f64().is_finite()) || is_degenerate(m, &p.sc) {
+        // SAFETY: forwarded.
+        return unsafe { special_gradient(src, dst, n, t, g, p) };
+    }
+    let (a, b_t) = p.coefficients(t, n, lse);
+    // p_j = e^((x_j − m)/τ) · e^−r with r = lse − m/τ (tiny), m/τ formed with its error.
+    let mf = m.to_f64();
+    let q = mf * tau.inv;
+    let q_err = mf.mul_add(tau.inv, -q) + mf * tau.inv_lo;
+    let r = (lse - q) - q_err;
+    let shift = (-r).exp();
+    let scale = g * tau.inv;
+    let alpha = scale * a * shift * unscale::<E>();
+    let beta = scale * p.eps / n as f64;
+    let map = GradMap::<S, E> {
+        isa,
+        neg_m: splat::<S, E>(isa, -m),
+        floor: splat::<S, E>(isa, input_floor(mf, &p.sc)),
+        sc: ScaleVecs::new(isa, &p.sc),
+        alpha: splat::<S, E>(isa, <E::Real as Real>::from_f64(alpha)),
+        neg_beta: splat::<S, E>(isa, <E::Real as Real>::from_f64(-beta)),
+    };
+    let weights = if p.eps > 0.0 { p.weights } else { None };
+    // SAFETY: the two stretches lie inside the row; the target entry is written last, after
+    // its logit was read above.
+    let others = unsafe {
+        let before = gradient_stretch(&map, src, dst, 0, t, weights, p.sc.is_identity());
+        let after = gradient_stretch(&map, src, dst, t + 1, n, weights, p.sc.is_identity());
+        (before + after) * unscale::<E>() * shift
+    };
+    let p_t = ((xt - mf) * tau.inv - r).exp();
+    let value = scale * (-b_t * others + (a - b_t) * p_t);
+    // SAFETY: t < n.
+    unsafe { *dst.add(t) = E::from_f64(value) };
+}
+
+/// e^((x − m)/τ) · 2^SCALE_SHIFT and the gradient entry α·e − β_j.
+struct GradMap<S: Isa, E: Element> {
+    isa: S,
+    neg_m: VecOf<S, E>,
+    floor: VecOf<S, E>,
+    sc: ScaleVecs<S, E>,
+    alpha: VecOf<S, E>,
+    neg_beta: VecOf<S, E>,
+}
+
+impl<S: Isa, E: Element> GradMap<S, E> {
+    #[inline(always)]
+    fn term<const SCALED: bool>(&self, x: VecOf<S, E>) -> VecOf<S, E> {
+        let x = self.floor.max(x);
+        let (hi, lo) = row::scaled_diff_exact::<S, E, SCALED>(x, self.neg_m, self.sc);
+        exp_scaled::<_, false>(self.isa, hi, Some(lo))
+    }
+}
+
+/// Writes the gradient over `[start, end)` of the row and returns Σ e (scaled) over it.
+///
+/// # Safety
+/// As [`row_gradient`], with `start <= end <= n`; `weights`, when given, has `n` entries.
+#[inline(always)]
+unsafe fn gradient_stretch<S: Isa, E: Element>(
+    f: &GradMap<S, E>,
+    src: *const E,
+    dst: *mut E,
+    start: usize,
+    end: usize,
+    weights: Option<&[E::Real]>,
+    identity: bool,
+) -> f64 {
+    // SAFETY: forwarded.
+    unsafe {
+        match (identity, weights) {
+            (true, None) => stretch_impl::<S, E, false, false>(f, src, dst, start, end, None),
+            (false, None) => stretch_impl::<S, E, true, false>(f, src, dst, start, end, None),
+            (true, w) => stretch_impl::<S, E, false, true>(f, src, dst, start, end, w),
+            (false, w) => stretch_impl::<S, E, true, true>(f, src, dst, start, end, w),
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn stretch_impl<S: Isa, E: Element, const SCALED: bool, const WEIGHTED: bool>(
+    f: &GradMap<S, E>,
+    src: *const E,
+    dst: *mut E,
+    start: usize,
+    end: usize,
+    weights: Option<&[E::Real]>,
+) -> f64 {
+    let lanes = VecOf::<S, E>::LANES;
+    let isa = f.isa;
+    let ninf = <E::Real as Real>::NEG_INFINITY;
+    let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
+    let w_ptr = weights.map_or(core::ptr::null(), |w| w.as_ptr());
+    let mut acc = zero;
+    let mut total = SumF64::default();
+    let mut rounds = 0u32;
+    let mut i = start;
+    while i < end {
+        let len = lanes.min(end - i);
+        // SAFETY: i + len <= end <= n; src/dst valid for n elements, weights for n entries.
+        // Padding lanes hold x = −inf (e = 0), and are not stored.
+        unsafe {
+            let full = len == lanes;
+            let x = if full {
+                E::load(isa, src.add(i))
+            } else {
+                E::load_partial(isa, src.add(i), len, ninf)
+            };
+            let e = f.term::<SCALED>(x);
+            let neg_b = if WEIGHTED {
+                let w = if full {
+                    VecOf::<S, E>::load(isa, w_ptr.add(i))
+                } else {
+                    VecOf::<S, E>::load_partial(isa, w_ptr.add(i), len, <E::Real as Real>::ZERO)
+                };
+                w.mul(f.neg_beta)
+            } else {
+                f.neg_beta
+            };
+            let out = e.mul_add(f.alpha, neg_b);
+            if full {
+                E::store(out, dst.add(i));
+            } else {
+                E::store_partial(out, dst.add(i), len);
+            }
+            acc = acc.add(e);
+        }
+        i += len;
+        rounds += 1;
+        if rounds % 16 == 0 {
+            total.add(acc.reduce_sum_f64());
+            acc = zero;
+        }
+    }
+    total.add(acc.reduce_sum_f64());
+    total.value()
+}
+
+/// The gradient of a row that is not regular (scalar): p from the special-value rules.
+///
+/// # Safety
+/// As [`row_gradient`].
+#[cold]
+unsafe fn special_gradient<E: Element, R: Real>(
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    t: usize,
+    g: f64,
+    p: &CeParams<R>,
+) {
+    let tau = p.sc.tau;
+    // SAFETY: src valid for n elements; the slice is dropped before the writes below.
+    let sp = SpecialRow::scan(unsafe { core::slice::from_raw_parts(src, n) }, tau.inv);
+    let (a, b_t) = p.coefficients(t, n, sp.lse);
+    let smooth = p.eps / n as f64;
+    let scale = g * tau.inv;
+    // SAFETY: t < n.
+    let p_t = sp.prob(unsafe { *src.add(t) }.to_f64());
+    let mut others = 0.0;
+    for j in 0..n {
+        if j == t {
+            continue;
+        }
+        // SAFETY: j < n; each entry is read before it is written.
+        unsafe {
+            let pj = sp.prob((*src.add(j)).to_f64());
+            others += pj;
+            *dst.add(j) = E::from_f64(scale * (a * pj - smooth * p.weight(j)));
+        }
+    }
+    let value = if sp.nan {
+        f64::NAN
+    } else {
+        scale * (-b_t * others + (a - b_t) * p_t)
+    };
+    // SAFETY: t < n.
+    unsafe { *dst.add(t) = E::from_f64(value) };
+}
