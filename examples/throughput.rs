@@ -30,18 +30,30 @@ enum Kernel {
     Softmax,
     SoftmaxInplace,
     LogSoftmax,
+    /// Cross-entropy loss only (one read).
+    CeForward,
+    /// Cross-entropy loss and gradient into a separate buffer.
+    CeForwardBackward,
+    /// Cross-entropy loss and gradient written over the logits.
+    CeForwardBackwardInplace,
+    /// The gradient from a saved per-row log-sum-exp.
+    CeBackward,
     /// The plain three-pass softmax the table compares against.
     Plain,
 }
 
 impl Kernel {
-    const ALL: [Kernel; 7] = [
+    const ALL: [Kernel; 11] = [
         Kernel::Max,
         Kernel::Exp,
         Kernel::LogSumExp,
         Kernel::Softmax,
         Kernel::SoftmaxInplace,
         Kernel::LogSoftmax,
+        Kernel::CeForward,
+        Kernel::CeForwardBackward,
+        Kernel::CeForwardBackwardInplace,
+        Kernel::CeBackward,
         Kernel::Plain,
     ];
     fn name(self) -> &'static str {
@@ -52,14 +64,18 @@ impl Kernel {
             Kernel::Softmax => "softmax",
             Kernel::SoftmaxInplace => "softmax_inplace",
             Kernel::LogSoftmax => "log_softmax",
+            Kernel::CeForward => "ce_forward",
+            Kernel::CeForwardBackward => "ce_fwd_bwd",
+            Kernel::CeForwardBackwardInplace => "ce_fwd_bwd_inplace",
+            Kernel::CeBackward => "ce_backward",
             Kernel::Plain => "plain3pass",
         }
     }
     /// Which measured bandwidth bounds this kernel.
     fn traffic(self) -> Traffic {
         match self {
-            Kernel::Max | Kernel::LogSumExp => Traffic::Read,
-            Kernel::SoftmaxInplace => Traffic::ReadModifyWrite,
+            Kernel::Max | Kernel::LogSumExp | Kernel::CeForward => Traffic::Read,
+            Kernel::SoftmaxInplace | Kernel::CeForwardBackwardInplace => Traffic::ReadModifyWrite,
             _ => Traffic::Copy,
         }
     }
@@ -298,8 +314,42 @@ fn plain_softmax_rows<E: PlainFloat>(x: &[E], cols: usize, out: &mut [E]) {
         });
 }
 
-fn run_kernel<E: PlainFloat>(k: Kernel, x: &[E], cols: usize, out: &mut [E], lse: &mut [E]) {
+/// Targets and a saved log-sum-exp for the cross-entropy kernels.
+struct CeData {
+    targets: Vec<u32>,
+    lse: Vec<f64>,
+    out: xent::Output,
+}
+
+fn run_kernel<E: PlainFloat>(
+    k: Kernel,
+    x: &[E],
+    cols: usize,
+    out: &mut [E],
+    lse: &mut [E],
+    ce: &mut CeData,
+) {
+    let loss = xent::CrossEntropy::new();
     match k {
+        Kernel::CeForward => loss
+            .forward_into(x, cols, &ce.targets, &mut ce.out)
+            .unwrap(),
+        Kernel::CeForwardBackward => loss
+            .forward_backward_into(x, cols, &ce.targets, out, &mut ce.out)
+            .unwrap(),
+        Kernel::CeForwardBackwardInplace => loss
+            .forward_backward_inplace_into(out, cols, &ce.targets, &mut ce.out)
+            .unwrap(),
+        Kernel::CeBackward => loss
+            .backward(
+                x,
+                cols,
+                &ce.targets,
+                &ce.lse,
+                xent::GradOutput::Scalar(1.0),
+                out,
+            )
+            .unwrap(),
         Kernel::Max => {
             black_box(xent::max(x));
         }
@@ -326,6 +376,15 @@ fn bench_dtype<E: PlainFloat>(o: &Options, bw: &[(usize, Bandwidth)], path: IsaP
             .collect();
         let mut out = x.clone();
         let mut lse = vec![E::from_f64(0.0); rows];
+        let targets: Vec<u32> = (0..rows).map(|r| (r * 7919 % cols) as u32).collect();
+        let saved = xent::CrossEntropy::new()
+            .forward(&x, cols, &targets)
+            .unwrap();
+        let mut ce = CeData {
+            targets,
+            lse: saved.lse,
+            out: xent::Output::default(),
+        };
         let bytes = (n * std::mem::size_of::<E>()) as f64;
         for &(threads, ref bw) in bw {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -343,7 +402,7 @@ fn bench_dtype<E: PlainFloat>(o: &Options, bw: &[(usize, Bandwidth)], path: IsaP
                     best_time(o.min_time, || {
                         // softmax_inplace runs on `out`, which holds the previous run's
                         // output: the same traffic as on fresh logits.
-                        run_kernel(k, &x, cols, &mut out, &mut lse)
+                        run_kernel(k, &x, cols, &mut out, &mut lse, &mut ce)
                     })
                 });
                 let ms = t.as_secs_f64() * 1e3;

@@ -407,7 +407,8 @@ pub fn cross_entropy_row<E: Element>(x: &[E], target: Option<usize>, o: &CeOptio
     let grad = (0..n)
         .map(|j| {
             let b = if j == t { (1.0 - eps) * w(t) } else { 0.0 } + smooth * w(j);
-            let g = if j == t && !matches!(kind, RowKind::Nan) {
+            let sums_to_one = !matches!(kind, RowKind::Nan | RowKind::AllNegInf);
+            let g = if j == t && sums_to_one {
                 // A p_t − B_t = −B_t (1 − p_t) + (A − B_t) p_t, with 1 − p_t in double-double
                 // from the other entries.
                 let others = (0..n).filter(|&k| k != t).fold(0.0, |s, k| s + p[k]);

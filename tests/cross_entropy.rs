@@ -201,3 +201,342 @@ fn reports_worst_errors() {
     });
     println!("f32 golden inputs vs oracle, fraction of bound: {worst:?}");
 }
+
+use proptest::prelude::*;
+
+fn case_strategy() -> impl Strategy<Value = (usize, usize, CeCase, u64)> {
+    (
+        0usize..6,
+        1usize..80,
+        prop_oneof![
+            Just(Reduction::Mean),
+            Just(Reduction::Sum),
+            Just(Reduction::None)
+        ],
+        prop_oneof![Just(0.0), Just(0.1), Just(1.0)],
+        prop_oneof![Just(0.0), Just(1e-4), Just(0.1)],
+        prop_oneof![Just(None), Just(Some(5.0)), Just(Some(30.0))],
+        prop_oneof![Just(1.0), Just(0.5), Just(2.0)],
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(rows, cols, reduction, eps, z, softcap, tau, weighted, seed)| {
+                let weights = weighted.then(|| {
+                    (0..cols)
+                        .map(|j| ((seed >> (j % 48)) & 7) as f64 * 0.25)
+                        .collect()
+                });
+                (
+                    rows,
+                    cols,
+                    CeCase {
+                        reduction,
+                        ignore_index: -100,
+                        weights,
+                        label_smoothing: eps,
+                        z_loss: z,
+                        softcap,
+                        temperature: tau,
+                    },
+                    seed,
+                )
+            },
+        )
+}
+
+fn logits(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            match s % 23 {
+                0 => f64::NEG_INFINITY,
+                1 => 1e4,
+                _ => ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * scale,
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Every option combination (weights + smoothing + ignore_index together included),
+    /// against the oracle on every path, with the in-place / backward consistency checks.
+    #[test]
+    fn matches_oracle((rows, cols, case, seed) in case_strategy(), scale in prop_oneof![Just(1.0), Just(30.0)]) {
+        let x = logits(rows * cols, seed, scale);
+        let targets: Vec<i64> = (0..rows)
+            .map(|r| if (seed >> r) & 3 == 0 { -100 } else { ((seed >> (2 * r)) % cols as u64) as i64 })
+            .collect();
+        for_each_path(|_| {
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            common::check_cross_entropy(&x32, cols, &targets, &case, None);
+            common::check_cross_entropy(&x, cols, &targets, &case, None);
+        });
+    }
+}
+
+/// Central differences of the f64 loss agree with the analytic gradient.
+#[test]
+fn finite_difference_gradient() {
+    let cases = [
+        CeCase {
+            temperature: 1.0,
+            ..CeCase::default()
+        },
+        CeCase {
+            temperature: 0.7,
+            label_smoothing: 0.2,
+            z_loss: 0.01,
+            weights: Some(vec![0.5, 1.0, 2.0, 1.5, 0.0, 1.0, 0.3]),
+            ..CeCase::default()
+        },
+        CeCase {
+            temperature: 1.3,
+            softcap: Some(2.0),
+            label_smoothing: 0.1,
+            ..CeCase::default()
+        },
+    ];
+    for (k, case) in cases.iter().enumerate() {
+        let cols = 7;
+        let x = logits(3 * cols, 99 + k as u64, 3.0)
+            .into_iter()
+            .map(|v| {
+                if v.is_finite() && v.abs() < 100.0 {
+                    v
+                } else {
+                    0.5
+                }
+            })
+            .collect::<Vec<f64>>();
+        let targets = [1i64, -100, 6];
+        let ce = CeCase {
+            ignore_index: -100,
+            ..case.clone()
+        }
+        .options();
+        let mut grad = vec![0.0; x.len()];
+        ce.forward_backward(&x, cols, &targets, &mut grad).unwrap();
+        let h = 1e-6;
+        for i in 0..x.len() {
+            let mut xp = x.clone();
+            xp[i] += h;
+            let mut xm = x.clone();
+            xm[i] -= h;
+            let fd = (ce.forward(&xp, cols, &targets).unwrap().loss
+                - ce.forward(&xm, cols, &targets).unwrap().loss)
+                / (2.0 * h);
+            assert!(
+                (fd - grad[i]).abs() < 1e-7,
+                "case {k} entry {i}: fd {fd} analytic {}",
+                grad[i]
+            );
+        }
+    }
+}
+
+/// Results, the reduced loss included, are bitwise identical for any thread count.
+#[test]
+fn thread_count_determinism() {
+    let (rows, cols) = (300, 1000);
+    let x: Vec<f32> = logits(rows * cols, 5, 20.0)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    let targets: Vec<u32> = (0..rows as u32).map(|r| r * 31 % cols as u32).collect();
+    let ce = xent::CrossEntropy::new().label_smoothing(0.1).z_loss(1e-4);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut g = x.clone();
+            let out = ce.forward_backward_inplace(&mut g, cols, &targets).unwrap();
+            (
+                out.loss.to_bits(),
+                out.correct,
+                g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            )
+        })
+    };
+    let one = run(1);
+    for t in [2, 3, 8] {
+        assert!(run(t) == one, "{t} threads differ from 1");
+    }
+}
+
+#[test]
+fn bad_input_is_an_error_and_touches_nothing() {
+    use xent::{CrossEntropy, Error};
+    let x = [0.5f32, 1.0, -1.0, 2.0, 0.0, 0.0];
+    let mut grad = [9f32; 6];
+    let e = |r: Result<xent::Output, Error>| r.unwrap_err();
+    let ce = CrossEntropy::new();
+    assert!(matches!(
+        e(ce.forward(&x, 3, &[0u32, 3])),
+        Error::TargetOutOfRange {
+            row: 1,
+            target: 3,
+            classes: 3
+        }
+    ));
+    assert!(matches!(
+        e(ce.forward(&x, 3, &[-1i32, 0])),
+        Error::TargetOutOfRange {
+            row: 0,
+            target: -1,
+            ..
+        }
+    ));
+    assert!(matches!(
+        e(ce.forward(&x, 3, &[0u32])),
+        Error::LengthMismatch {
+            what: "targets",
+            ..
+        }
+    ));
+    assert!(matches!(
+        e(ce.forward(&x, 4, &[0u32])),
+        Error::NotMultipleOfCols { .. }
+    ));
+    assert!(matches!(
+        e(ce.forward(&x, 0, &[0u32])),
+        Error::ZeroCols { .. }
+    ));
+    assert!(matches!(
+        e(ce.clone().weights(&[1.0, 2.0]).forward(&x, 3, &[0u32, 1])),
+        Error::LengthMismatch {
+            what: "weights",
+            ..
+        }
+    ));
+    assert!(matches!(
+        e(ce.clone()
+            .weights(&[1.0, -2.0, 1.0])
+            .forward(&x, 3, &[0u32, 1])),
+        Error::InvalidWeight { class: 1, .. }
+    ));
+    assert!(matches!(
+        e(ce.clone()
+            .weights(&[1.0, f64::NAN, 1.0])
+            .forward(&x, 3, &[0u32, 1])),
+        Error::InvalidWeight { class: 1, .. }
+    ));
+    assert!(matches!(
+        e(ce.clone().label_smoothing(1.5).forward(&x, 3, &[0u32, 1])),
+        Error::InvalidOption {
+            name: "label_smoothing",
+            ..
+        }
+    ));
+    assert!(matches!(
+        e(ce.clone()
+            .label_smoothing(f64::NAN)
+            .forward(&x, 3, &[0u32, 1])),
+        Error::InvalidOption {
+            name: "label_smoothing",
+            ..
+        }
+    ));
+    assert!(matches!(
+        e(ce.clone().z_loss(-1.0).forward(&x, 3, &[0u32, 1])),
+        Error::InvalidOption { name: "z_loss", .. }
+    ));
+    assert!(matches!(
+        e(ce.clone().softcap(0.0).forward(&x, 3, &[0u32, 1])),
+        Error::InvalidOption {
+            name: "softcap",
+            ..
+        }
+    ));
+    assert!(matches!(
+        e(ce.clone().temperature(0.0).forward(&x, 3, &[0u32, 1])),
+        Error::InvalidTemperature { .. }
+    ));
+    assert!(matches!(
+        e(ce.forward_backward(&x, 3, &[0u32, 1], &mut grad[..5])),
+        Error::LengthMismatch { what: "grad", .. }
+    ));
+    assert!(matches!(
+        e(ce.forward_backward(&x, 3, &[0u32, 7], &mut grad)),
+        Error::TargetOutOfRange { .. }
+    ));
+    assert_eq!(grad, [9f32; 6]);
+    let mut logits = x;
+    assert!(ce
+        .forward_backward_inplace(&mut logits, 3, &[0u32, 9])
+        .is_err());
+    assert_eq!(logits, x);
+    let lse = [0.0f64; 2];
+    assert!(matches!(
+        ce.backward(
+            &x,
+            3,
+            &[0u32, 1],
+            &lse[..1],
+            GradOutput::Scalar(1.0),
+            &mut grad
+        ),
+        Err(Error::LengthMismatch {
+            what: "saved_lse",
+            ..
+        })
+    ));
+    assert!(matches!(
+        ce.backward(&x, 3, &[0u32, 1], &lse, GradOutput::Rows(&[1.0]), &mut grad),
+        Err(Error::LengthMismatch {
+            what: "grad_output",
+            ..
+        })
+    ));
+    assert_eq!(grad, [9f32; 6]);
+    // Every target type; usize beyond i64 is reported saturated.
+    assert!(ce.forward(&x, 3, &[0i64, 2]).is_ok());
+    assert!(ce.forward(&x, 3, &[0usize, 2]).is_ok());
+    assert!(matches!(
+        e(ce.forward(&x, 3, &[0usize, usize::MAX])),
+        Error::TargetOutOfRange {
+            target: i64::MAX,
+            ..
+        }
+    ));
+    // Empty batches are fine: mean over no rows is 0.
+    let out = ce.forward::<f32, u32>(&[], 3, &[]).unwrap();
+    assert_eq!((out.loss, out.valid_rows), (0.0, 0));
+}
+
+#[test]
+fn special_values_follow_the_semantics_table() {
+    let ninf = f32::NEG_INFINITY;
+    let ce = xent::CrossEntropy::new().reduction(Reduction::None);
+    // NaN row: loss NaN, gradient NaN. Target logit −inf: loss +inf, finite gradient.
+    // All −inf: loss +inf, gradient −1 at the target (softmax all 0). Smoothing over a −inf
+    // class: +inf with a finite gradient.
+    let x = [f32::NAN, 0.0, 1.0, ninf, 0.0, 1.0, ninf, ninf, ninf];
+    let mut g = x;
+    let out = ce
+        .forward_backward_inplace(&mut g, 3, &[0u32, 0, 1])
+        .unwrap();
+    assert!(out.row_losses[0].is_nan() && g[..3].iter().all(|v| v.is_nan()));
+    assert_eq!(out.row_losses[1], f64::INFINITY);
+    assert!(g[3..6].iter().all(|v| v.is_finite()));
+    assert_eq!(out.row_losses[2], f64::INFINITY);
+    assert_eq!(&g[6..], &[0.0, -1.0, 0.0]);
+    let smooth = xent::CrossEntropy::new().label_smoothing(0.1);
+    let mut g = [0.0f32, ninf, 1.0];
+    let out = smooth.forward_backward_inplace(&mut g, 3, &[0u32]).unwrap();
+    assert_eq!(out.loss, f64::INFINITY);
+    assert!(g.iter().all(|v| v.is_finite()));
+    // An all-ignored batch: mean 0 with zero gradient (PyTorch: NaN).
+    let mut g = [1.0f32, 2.0, 3.0];
+    let out = xent::CrossEntropy::new()
+        .forward_backward_inplace(&mut g, 3, &[-100i64])
+        .unwrap();
+    assert_eq!((out.loss, g), (0.0, [0.0; 3]));
+}

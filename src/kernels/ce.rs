@@ -494,6 +494,9 @@ unsafe fn special_gradient<E: Element, R: Real>(
     }
     let value = if sp.nan {
         f64::NAN
+    } else if sp.max == f64::NEG_INFINITY {
+        // The all-zero softmax of an all −inf row does not sum to 1: p − one-hot directly.
+        scale * (a * p_t - b_t)
     } else {
         scale * (-b_t * others + (a - b_t) * p_t)
     };
