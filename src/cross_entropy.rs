@@ -24,7 +24,7 @@ use crate::Error;
 /// How per-row losses are reduced (PyTorch's `reduction`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum Reduction {
-    /// Σ row losses / Σ w[target] over non-ignored rows (0 if that sum is 0).
+    /// Σ row losses / Σ w\[target\] over non-ignored rows (0 if that sum is 0).
     #[default]
     Mean,
     /// Σ row losses.
@@ -95,7 +95,7 @@ pub struct Output {
     pub lse: Vec<f64>,
     /// Rows whose target is not `ignore_index`.
     pub valid_rows: usize,
-    /// Σ w[target] over valid rows: the denominator of the mean.
+    /// Σ w\[target\] over valid rows: the denominator of the mean.
     pub weight_sum: f64,
     /// Valid rows whose first maximal (transformed) logit is the target: accuracy is
     /// `correct / valid_rows`.
@@ -183,7 +183,7 @@ impl CrossEntropy {
         self
     }
 
-    /// z-loss coefficient z ≥ 0 (PaLM): adds z · w[t] · lse² per row.
+    /// z-loss coefficient z ≥ 0 (PaLM): adds z · w\[t\] · lse² per row.
     pub fn z_loss(mut self, z: f64) -> Self {
         self.z_loss = z;
         self

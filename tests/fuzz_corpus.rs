@@ -60,3 +60,9 @@ fn regressions_are_kept() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/rows");
     assert!(std::fs::read_dir(dir).unwrap().count() >= 1);
 }
+
+#[test]
+fn replay_cross_entropy() {
+    let n = replay::<inputs::CrossEntropyInput>("cross_entropy", inputs::run_cross_entropy);
+    println!("cross_entropy: {n} inputs replayed");
+}

@@ -134,3 +134,82 @@ pub fn run_validation(input: &ValidationInput) {
         xent::fuzz_checks::check_validation(&x, cols, out_len, tau);
     }
 }
+
+/// A cross-entropy batch with options that may be invalid.
+#[derive(Arbitrary, Debug)]
+pub struct CrossEntropyInput {
+    pub f64: bool,
+    pub scalar: bool,
+    pub cols: u8,
+    pub reduction: u8,
+    pub smoothing: u8,
+    pub z_loss: u8,
+    pub softcap: u8,
+    pub tau: u8,
+    pub weights: Option<Vec<u8>>,
+    pub targets: Vec<i8>,
+    pub values: Vec<Value>,
+}
+
+pub fn run_cross_entropy(input: &CrossEntropyInput) {
+    let cols = (input.cols as usize % 70).max(1);
+    let rows = (input.values.len() / cols).min(16);
+    let vals = &input.values[..rows * cols];
+    let pick = |k: u8, options: &[f64]| options[k as usize % options.len()];
+    let case = xent::fuzz_checks::CeCase {
+        reduction: [
+            xent::Reduction::Mean,
+            xent::Reduction::Sum,
+            xent::Reduction::None,
+        ][input.reduction as usize % 3],
+        ignore_index: -100,
+        // Invalid values included: the checks demand an error then.
+        weights: input.weights.as_ref().map(|w| {
+            (0..cols)
+                .map(|j| match w.get(j).copied().unwrap_or(1) {
+                    255 => -1.0,
+                    254 => f64::NAN,
+                    v => v as f64 / 16.0,
+                })
+                .collect()
+        }),
+        label_smoothing: pick(input.smoothing, &[0.0, 0.0, 0.1, 1.0, 1.5, -0.1]),
+        z_loss: pick(input.z_loss, &[0.0, 0.0, 1e-4, 0.1, -1.0]),
+        softcap: [
+            None,
+            None,
+            Some(5.0),
+            Some(30.0),
+            Some(0.0),
+            Some(f64::INFINITY),
+        ][input.softcap as usize % 6],
+        temperature: pick(input.tau, &[1.0, 1.0, 0.5, 2.0, 1e-3, 0.0, f64::NAN]),
+    };
+    // Targets: valid classes, ignore_index, and out-of-range / negative values.
+    let targets: Vec<i64> = (0..rows)
+        .map(|r| match input.targets.get(r).copied().unwrap_or(0) {
+            -100 => -100,
+            t if t < -100 => t as i64 + 50,
+            t => t as i64,
+        })
+        .collect();
+    on_path(input.scalar, || {
+        if input.f64 {
+            xent::fuzz_checks::check_cross_entropy(
+                &values::<f64>(vals),
+                cols,
+                &targets,
+                &case,
+                None,
+            );
+        } else {
+            xent::fuzz_checks::check_cross_entropy(
+                &values::<f32>(vals),
+                cols,
+                &targets,
+                &case,
+                None,
+            );
+        }
+    });
+}
