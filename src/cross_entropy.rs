@@ -14,11 +14,11 @@
 //!
 //! See [`CrossEntropy`] for the entry points and `docs/semantics.md` for special values.
 
-use crate::element::Element;
+use crate::element::{Element, VecOf};
 use crate::kernels::ce::{self, CeParams, RowForward};
-use crate::kernels::row::Scale;
+use crate::kernels::row::{Scale, SMALL_VECTORS};
 use crate::parallel::{self, SendPtr};
-use crate::simd::{dispatch, Isa, Kernel, Real};
+use crate::simd::{dispatch, FloatVec, Isa, Kernel, Real};
 use crate::Error;
 
 /// How per-row losses are reduced (PyTorch's `reduction`).
@@ -599,11 +599,40 @@ impl<E: Element> Kernel for CeTask<'_, E> {
         } else {
             Vec::new()
         };
+        // Rows of a few vectors stay in registers (`ce::small_row`); it needs lane indices.
+        let lanes = <VecOf<S, E> as FloatVec>::LANES;
+        let small = self.softcap.is_none() && cols <= SMALL_VECTORS * lanes;
+        let iota_values: [E::Real; 16] = core::array::from_fn(|i| E::Real::from_f64(i as f64));
+        // SAFETY: 16 values, at least LANES.
+        let iota = unsafe { <VecOf<S, E> as FloatVec>::load(isa, iota_values.as_ptr()) };
         for r in 0..self.rows {
             let t = self.targets[r];
             let target = (t != IGNORED).then_some(t);
             let src = self.x.wrapping_add(r * cols);
-            let dst = self.grad.wrapping_add(r * cols);
+            let dst = if self.grad.is_null() {
+                self.grad
+            } else {
+                self.grad.wrapping_add(r * cols)
+            };
+            let g = self.g_scalar * self.g_rows.map_or(1.0, |g| g[r]);
+            if let (true, Some(t)) = (small, target) {
+                // SAFETY: as below; t < cols.
+                let saved = (!self.forward).then(|| unsafe { *self.lse.add(r) });
+                let done =
+                    unsafe { ce::small_row(isa, src, dst, cols, t, saved, g, &self.p, iota) };
+                if let Some(f) = done {
+                    if self.forward {
+                        // SAFETY: as below.
+                        unsafe {
+                            *self.lse.add(r) = f.lse;
+                            *self.loss.add(r) = f.loss;
+                            *self.z.add(r) = f.z;
+                        }
+                        correct += usize::from(f.correct);
+                    }
+                    continue;
+                }
+            }
             // SAFETY: the driver guarantees x (and grad, when not null) valid for rows × cols
             // elements, equal or disjoint, and lse / loss / z valid for `rows` entries, owned
             // by this task.
@@ -639,7 +668,6 @@ impl<E: Element> Kernel for CeTask<'_, E> {
                     core::ptr::write_bytes(dst, 0, cols);
                     continue;
                 };
-                let g = self.g_scalar * self.g_rows.map_or(1.0, |g| g[r]);
                 match self.softcap {
                     None => ce::row_gradient(isa, src, dst, cols, t, lse, g, &self.p),
                     Some(c) => {

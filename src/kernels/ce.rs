@@ -19,7 +19,7 @@
 //! take scalar code that applies the special-value rules directly.
 
 use super::row::{
-    self, input_floor, is_degenerate, splat, unscale, Scale, ScaleVecs, Stats, SumF64,
+    self, input_floor, is_degenerate, splat, unscale, Scale, ScaleVecs, Stats, SumF64, VecMap,
 };
 use crate::element::{Element, VecOf};
 use crate::simd::exp::exp_scaled;
@@ -502,4 +502,233 @@ unsafe fn special_gradient<E: Element, R: Real>(
     };
     // SAFETY: t < n.
     unsafe { *dst.add(t) = E::from_f64(value) };
+}
+
+/// A row of at most `row::SMALL_VECTORS` vectors (a classifier's classes, the seed's 20-token
+/// vocabulary), held in registers: one exponential per element serves the loss and the
+/// gradient, and the per-row scalar work is one logarithm and one exponential.
+///
+/// Forward (`saved_lse == None`) returns the row's results; with `dst` not null it also writes
+/// the gradient. Backward (`saved_lse == Some`) recomputes the same exponentials and writes the
+/// gradient from the saved lse: the gradient is p_j = e_j · e^(M/τ − lse) in both, so the two
+/// agree bitwise. Returns `None`, having written nothing, for rows the general path must take
+/// (a maximum that is not finite or is degenerate, NaN).
+///
+/// # Safety
+/// `src` valid for reading `n` elements, `dst` null or valid for writing `n` elements (equal to
+/// `src` or disjoint), `0 < n ≤ SMALL_VECTORS · LANES`, `t < n`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) unsafe fn small_row<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    t: usize,
+    saved_lse: Option<f64>,
+    g: f64,
+    p: &CeParams<E::Real>,
+    iota: VecOf<S, E>,
+) -> Option<RowForward> {
+    // SAFETY: forwarded.
+    unsafe {
+        if p.sc.is_identity() {
+            small_row_impl::<S, E, false>(isa, src, dst, n, t, saved_lse, g, p, iota)
+        } else {
+            small_row_impl::<S, E, true>(isa, src, dst, n, t, saved_lse, g, p, iota)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    t: usize,
+    saved_lse: Option<f64>,
+    g: f64,
+    p: &CeParams<E::Real>,
+    iota: VecOf<S, E>,
+) -> Option<RowForward> {
+    const K: usize = row::SMALL_VECTORS;
+    let lanes = VecOf::<S, E>::LANES;
+    debug_assert!(n > 0 && n <= K * lanes && t < n);
+    let ninf = <E::Real as Real>::NEG_INFINITY;
+    let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
+    let k = n.div_ceil(lanes);
+    let mut v = [splat::<S, E>(isa, ninf); K];
+    for (j, vj) in v.iter_mut().enumerate().take(k) {
+        // SAFETY: forwarded; j < k.
+        *vj = unsafe { load_vector(isa, src, n, j, ninf) };
+    }
+    let mut acc = v[0];
+    for vj in &v[1..k] {
+        acc = vj.max(acc);
+    }
+    let m = acc.reduce_max();
+    if !(m > ninf && m < <E::Real as Real>::INFINITY) || is_degenerate(m, &p.sc) {
+        return None;
+    }
+    // The first maximal entry (NaN rows leave below, through the sums).
+    let mv = splat::<S, E>(isa, m);
+    let mut first_max = usize::MAX;
+    for (j, vj) in v.iter().enumerate().take(k) {
+        let bits = VecOf::<S, E>::mask_bits(vj.eq(mv));
+        if bits != 0 {
+            first_max = j * lanes + bits.trailing_zeros() as usize;
+            break;
+        }
+    }
+    // SAFETY: t < n.
+    let xt = unsafe { *src.add(t) }.to_f64();
+    let mf = m.to_f64();
+    let tau = p.sc.tau;
+    let term = row::ExpTerm::<S, E, SCALED, true>::new(isa, m, &p.sc);
+    // The sum without the target's lane, and the target's own term.
+    let (jt, lt) = (t / lanes, t % lanes);
+    let target_lane = iota.eq(splat::<S, E>(isa, <E::Real as Real>::from_f64(lt as f64)));
+    let mut others_vec = zero;
+    for (j, vj) in v.iter_mut().enumerate().take(k) {
+        *vj = term.apply(*vj);
+        others_vec = others_vec.add(if j == jt {
+            VecOf::<S, E>::select(target_lane, zero, *vj)
+        } else {
+            *vj
+        });
+    }
+    let e_t = v[jt].and_mask(target_lane).reduce_sum_f64() * unscale::<E>();
+    let s_others = others_vec.reduce_sum_f64() * unscale::<E>();
+    if s_others.is_nan() || e_t.is_nan() {
+        return None;
+    }
+    let mut result = None;
+    let lse = match saved_lse {
+        Some(lse) => lse,
+        None => {
+            let (nll_t, ln_s) = if xt == mf {
+                // e_t = 1 exactly: ln S = ln(1 + S_other) keeps its accuracy as p_t → 1.
+                let l = s_others.ln_1p();
+                (l, l)
+            } else {
+                // x_t < M, so p_t ≤ 1/2: no cancellation.
+                let l = (s_others + e_t).ln();
+                ((mf - xt) * tau.inv + l, l)
+            };
+            let lse = mf * tau.inv + ln_s;
+            let wt = p.weight(t);
+            let mut ce = coeff_mul((1.0 - p.eps) * wt, nll_t);
+            if p.eps > 0.0 {
+                let mut gaps = zero;
+                for j in 0..k {
+                    // SAFETY: forwarded; j < k.
+                    let gap = mv.sub(unsafe { load_vector(isa, src, n, j, m) });
+                    gaps = gaps.add(match p.weights {
+                        None => gap,
+                        Some(w) => {
+                            let len = lanes.min(n - j * lanes);
+                            // SAFETY: the weights have n entries.
+                            let wv = unsafe {
+                                if len == lanes {
+                                    VecOf::<S, E>::load(isa, w.as_ptr().add(j * lanes))
+                                } else {
+                                    VecOf::<S, E>::load_partial(
+                                        isa,
+                                        w.as_ptr().add(j * lanes),
+                                        len,
+                                        <E::Real as Real>::ZERO,
+                                    )
+                                }
+                            };
+                            wv.mul(gap).and_mask(zero.lt(wv))
+                        }
+                    });
+                }
+                let smooth_sum = gaps.reduce_sum_f64() * tau.inv + coeff_mul(p.weight_total, ln_s);
+                ce += p.eps / n as f64 * smooth_sum;
+            }
+            let z = coeff_mul(p.z * wt, lse * lse);
+            result = Some(RowForward {
+                loss: ce + z,
+                z,
+                lse,
+                correct: first_max == t,
+            });
+            lse
+        }
+    };
+    if dst.is_null() {
+        return result.or(Some(RowForward::default()));
+    }
+    // p_j = e_j · e^(M/τ − lse): from lse, as the general path and `backward` compute it.
+    let factor = (mf * tau.inv - lse).exp();
+    let (a, b_t) = p.coefficients(t, n, lse);
+    let scale = g * tau.inv;
+    let alpha = splat::<S, E>(
+        isa,
+        <E::Real as Real>::from_f64(scale * a * factor * unscale::<E>()),
+    );
+    let neg_beta = splat::<S, E>(isa, <E::Real as Real>::from_f64(-scale * p.eps / n as f64));
+    let weights = if p.eps > 0.0 { p.weights } else { None };
+    for (j, vj) in v.iter().enumerate().take(k) {
+        let len = lanes.min(n - j * lanes);
+        let neg_b = match weights {
+            None => neg_beta,
+            // SAFETY: the weights have n entries.
+            Some(w) => unsafe {
+                if len == lanes {
+                    VecOf::<S, E>::load(isa, w.as_ptr().add(j * lanes))
+                } else {
+                    VecOf::<S, E>::load_partial(
+                        isa,
+                        w.as_ptr().add(j * lanes),
+                        len,
+                        <E::Real as Real>::ZERO,
+                    )
+                }
+            }
+            .mul(neg_beta),
+        };
+        let out = vj.mul_add(alpha, neg_b);
+        // SAFETY: j * lanes + len <= n.
+        unsafe {
+            if len == lanes {
+                E::store(out, dst.add(j * lanes));
+            } else {
+                E::store_partial(out, dst.add(j * lanes), len);
+            }
+        }
+    }
+    let others = s_others * factor;
+    let p_t = e_t * factor;
+    let value = scale * (-b_t * others + (a - b_t) * p_t);
+    // SAFETY: t < n.
+    unsafe { *dst.add(t) = E::from_f64(value) };
+    result.or(Some(RowForward::default()))
+}
+
+/// Loads vector `j` of an `n`-element row, padding past the end with `pad`.
+///
+/// # Safety
+/// `src` valid for reading `n` elements and `j * LANES < n`.
+#[inline(always)]
+unsafe fn load_vector<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    n: usize,
+    j: usize,
+    pad: E::Real,
+) -> VecOf<S, E> {
+    let lanes = VecOf::<S, E>::LANES;
+    let len = lanes.min(n - j * lanes);
+    // SAFETY: j * lanes + len <= n.
+    unsafe {
+        if len == lanes {
+            E::load(isa, src.add(j * lanes))
+        } else {
+            E::load_partial(isa, src.add(j * lanes), len, pad)
+        }
+    }
 }

@@ -433,7 +433,7 @@ fn raw_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
 
 /// e^((x − m)/τ) · 2^SCALE_SHIFT: from the rounded argument for sums, from the exact one for
 /// stored outputs.
-struct ExpTerm<S: Isa, E: Element, const SCALED: bool, const STORE: bool> {
+pub(crate) struct ExpTerm<S: Isa, E: Element, const SCALED: bool, const STORE: bool> {
     isa: S,
     m: VecOf<S, E>,
     neg_m: VecOf<S, E>,
@@ -443,7 +443,7 @@ struct ExpTerm<S: Isa, E: Element, const SCALED: bool, const STORE: bool> {
 
 impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SCALED, STORE> {
     #[inline(always)]
-    fn new(isa: S, m: E::Real, sc: &Scale<E::Real>) -> Self {
+    pub(crate) fn new(isa: S, m: E::Real, sc: &Scale<E::Real>) -> Self {
         ExpTerm {
             isa,
             m: splat::<S, E>(isa, m),
