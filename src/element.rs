@@ -11,12 +11,15 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for half::bf16 {}
 }
 
 /// The vector of `E`'s compute precision under instruction set `S`.
 pub(crate) type VecOf<S, E> = <<E as Element>::Real as Real>::Vec<S>;
 
-/// A floating-point element type xent computes on: `f32` or `f64`.
+/// A floating-point element type xent computes on: `f32`, `f64`, or the half-precision storage
+/// types [`half::f16`] and [`half::bf16`] (computed in f32, each output rounded once).
 ///
 /// Sealed: the kernels' accuracy proofs depend on each type's exact conversion rules.
 pub trait Element:
@@ -138,6 +141,78 @@ macro_rules! native_element {
 
 native_element!(f32, F32);
 native_element!(f64, F64);
+
+/// Half-precision storage: loaded into f32 lanes exactly, computed in f32, stored with one
+/// round-to-nearest-even (`Isa::load_half` / `Isa::store_half`: F16C for binary16 and integer
+/// code for bfloat16 on AVX2, the `half` crate's identical conversions on the scalar path).
+macro_rules! half_element {
+    ($t:ty, $bf16:expr, $name:expr) => {
+        impl Element for $t {
+            type Real = f32;
+            const NAME: &'static str = $name;
+
+            #[inline(always)]
+            fn to_real(self) -> f32 {
+                // Exactly as the vector loads widen it (NaN payloads included).
+                // SAFETY: `self` is one readable 16-bit value.
+                unsafe {
+                    crate::simd::scalar::Scalar
+                        .load_half::<$bf16>(&self as *const Self as *const u16)
+                }
+            }
+            #[inline(always)]
+            fn from_real(x: f32) -> Self {
+                <$t>::from_f32(x)
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                f64::from(self.to_real())
+            }
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                // One rounding, straight from f64.
+                <$t>::from_f64(x)
+            }
+            #[inline(always)]
+            unsafe fn load<S: Isa>(isa: S, ptr: *const Self) -> S::F32 {
+                // SAFETY: forwarded from the caller; the types are 16-bit patterns.
+                unsafe { isa.load_half::<$bf16>(ptr as *const u16) }
+            }
+            #[inline(always)]
+            unsafe fn store<S: Isa>(v: S::F32, ptr: *mut Self) {
+                // SAFETY: forwarded from the caller.
+                unsafe { S::store_half::<$bf16>(v, ptr as *mut u16) }
+            }
+            #[inline(always)]
+            unsafe fn stream<S: Isa>(v: S::F32, ptr: *mut Self) {
+                // Plain stores: half outputs are half the traffic already.
+                // SAFETY: forwarded from the caller.
+                unsafe { Self::store::<S>(v, ptr) }
+            }
+            #[inline(always)]
+            unsafe fn load_partial<S: Isa>(isa: S, ptr: *const Self, n: usize, pad: f32) -> S::F32 {
+                let mut buf = [<$t>::from_f32(pad); 16];
+                // SAFETY: the caller guarantees n < LANES ≤ 16 readable values.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(ptr, buf.as_mut_ptr(), n);
+                    isa.load_half::<$bf16>(buf.as_ptr() as *const u16)
+                }
+            }
+            #[inline(always)]
+            unsafe fn store_partial<S: Isa>(v: S::F32, ptr: *mut Self, n: usize) {
+                let mut buf = [<$t>::from_f32(0.0); 16];
+                // SAFETY: buf holds 16 ≥ LANES values; the caller guarantees n writable ones.
+                unsafe {
+                    Self::store::<S>(v, buf.as_mut_ptr());
+                    core::ptr::copy_nonoverlapping(buf.as_ptr(), ptr, n);
+                }
+            }
+        }
+    };
+}
+
+half_element!(half::f16, false, "f16");
+half_element!(half::bf16, true, "bf16");
 
 /// Loads the `src.len()` (< LANES) trailing elements into a vector, the other lanes set to `pad`.
 #[inline(always)]

@@ -27,6 +27,8 @@ pub fn ulp_of<E: Element>(v: f64) -> f64 {
     let (digits, min_exp) = match E::NAME {
         "f32" => (24, -126),
         "f64" => (53, -1022),
+        "f16" => (11, -14),
+        "bf16" => (8, -126),
         other => panic!("no ulp rule for {other}"),
     };
     let v = v.abs();
@@ -84,13 +86,61 @@ pub fn bounds<E: Element>() -> Bounds {
             log_abs: 2f64.powi(-21),
             lse_rel: 2f64.powi(-20),
         },
-        _ => Bounds {
+        "f64" => Bounds {
             softmax_ulp: 8.0,
             log_ulp: 8.0,
             log_abs: 2f64.powi(-50),
             lse_rel: 2f64.powi(-49),
         },
+        // Half precision: the f32 bounds on the f32 result, then one rounding to the half
+        // type: 0.5 ULP of the half type plus 8 ULP of f32 (≤ 0.002 of a half ULP).
+        _ => Bounds {
+            softmax_ulp: 0.51,
+            log_ulp: 0.51,
+            log_abs: 2f64.powi(-21),
+            lse_rel: 2f64.powi(-20) + half_round_rel::<E>(),
+        },
     }
+}
+
+/// Whether `E` is stored in less precision than it computes in.
+pub fn is_half<E: Element>() -> bool {
+    core::mem::size_of::<E>() == 2
+}
+
+/// The relative size of half an ULP of `E` (one rounding to `E`), 0 for f32 / f64.
+pub fn half_round_rel<E: Element>() -> f64 {
+    match E::NAME {
+        "f16" => 2f64.powi(-11),
+        "bf16" => 2f64.powi(-8),
+        _ => 0.0,
+    }
+}
+
+/// The spacing of `E`'s compute precision (f32 for f32 and the half types) around `v`.
+pub fn ulp_of_real<E: Element>(v: f64) -> f64 {
+    if E::NAME == "f64" {
+        ulp_of::<f64>(v)
+    } else {
+        ulp_of::<f32>(v)
+    }
+}
+
+/// `x` converted to f32 through the dispatched path's vector loads (tests check the
+/// half-precision conversions bit for bit with this).
+pub fn to_f32_on_path<E: Element<Real = f32>>(x: &[E]) -> Vec<f32> {
+    let mut elems = x.to_vec();
+    let mut out = vec![0f32; x.len()];
+    crate::kernels::run_convert(crate::simd::current(), &mut elems, &mut out, true);
+    out
+}
+
+/// `x` rounded to `E` through the dispatched path's vector stores.
+pub fn from_f32_on_path<E: Element<Real = f32>>(x: &[f32]) -> Vec<E> {
+    let mut reals = x.to_vec();
+    let mut out = vec![E::from_f64(0.0); x.len()];
+    crate::kernels::run_convert(crate::simd::current(), &mut out, &mut reals, false);
+    out
 }
 
 fn lse_error<E: Element>(got: f64, want: f64) -> f64 {
@@ -364,8 +414,9 @@ pub struct CeWorst {
 /// Cross-entropy bounds (docs/accuracy.md): (loss relative, loss absolute, gradient ULP).
 pub fn ce_bounds<E: Element>() -> (f64, f64, f64) {
     match E::NAME {
-        "f32" => (1e-6, 1e-7, 8.0),
-        _ => (2f64.powi(-44), 2f64.powi(-50), 8.0),
+        "f64" => (2f64.powi(-44), 2f64.powi(-50), 8.0),
+        // f32 and the half types compute in f32; losses are reported in f64.
+        _ => (1e-6, 1e-7, 8.0),
     }
 }
 
@@ -549,7 +600,7 @@ pub fn check_cross_entropy<E: Element>(
             // Smoothing and z-loss make g/τ·(A·p_j − B_j) a difference: its error is relative
             // to the terms, not to the result. Gradients come from the saved f64 lse, whose
             // rounding (|lse|·2^-53) shifts every p_j relatively by as much.
-            let ulp_rel = grad_ulp * ulp_of::<E>(1.0);
+            let ulp_rel = grad_ulp * ulp_of_real::<E>(1.0);
             let lse_rel = if out.lse[r].is_finite() {
                 out.lse[r].abs() * 2f64.powi(-52)
             } else {
@@ -574,8 +625,15 @@ pub fn check_cross_entropy<E: Element>(
                     0.0
                 };
             let terms = (g / case.temperature).abs() * 2.0 * b;
-            let allowed =
-                grad_ulp * ulp_of::<E>(w) + w.abs() * lse_rel + (ulp_rel + lse_rel) * terms + 1e-30;
+            let allowed = grad_ulp * ulp_of_real::<E>(w)
+                + if is_half::<E>() {
+                    0.5 * ulp_of::<E>(w)
+                } else {
+                    0.0
+                }
+                + w.abs() * lse_rel
+                + (ulp_rel + lse_rel) * terms
+                + 1e-30;
             let (ok, e) = if w_rounded.is_infinite() || w.is_nan() {
                 close(got, w_rounded, 0.0)
             } else {

@@ -60,6 +60,8 @@ mod simd;
 pub use cross_entropy::{CrossEntropy, GradOutput, Output, Reduction, Target};
 pub use element::Element;
 pub use error::Error;
+/// The half-precision element types ([`half::f16`], [`half::bf16`]), re-exported.
+pub use half;
 pub use simd::IsaPath;
 
 use kernels::row::Scale;

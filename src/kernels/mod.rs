@@ -387,3 +387,72 @@ pub(crate) fn run_first_index<E: Element>(
 ) -> Option<usize> {
     dispatch(path, FirstIndexTask { x, target })
 }
+
+/// Element → f32 (to_f32 == false: f32 → element) through the vector load / store of the
+/// dispatched path: lets the tests check the half-precision conversions bit for bit.
+struct ConvertTask<'a, E> {
+    elems: &'a mut [E],
+    reals: &'a mut [f32],
+    to_f32: bool,
+}
+
+impl<E: Element<Real = f32>> Kernel for ConvertTask<'_, E> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: crate::simd::Isa>(self, isa: S) {
+        let lanes = <S::F32 as crate::simd::FloatVec>::LANES;
+        let n = self.elems.len().min(self.reals.len());
+        let mut i = 0;
+        while i < n {
+            let len = lanes.min(n - i);
+            // SAFETY: i + len <= n for both slices; partial forms for the tail.
+            unsafe {
+                let e = self.elems.as_mut_ptr().add(i);
+                let r = self.reals.as_mut_ptr().add(i);
+                use crate::simd::FloatVec;
+                let full = len == lanes;
+                if self.to_f32 {
+                    let v = if full {
+                        E::load(isa, e)
+                    } else {
+                        E::load_partial(isa, e, len, 0.0)
+                    };
+                    if full {
+                        v.store(r);
+                    } else {
+                        v.store_partial(r, len);
+                    }
+                } else {
+                    let v = if full {
+                        <S::F32 as FloatVec>::load(isa, r)
+                    } else {
+                        <S::F32 as FloatVec>::load_partial(isa, r, len, 0.0)
+                    };
+                    if full {
+                        E::store::<S>(v, e);
+                    } else {
+                        E::store_partial::<S>(v, e, len);
+                    }
+                }
+            }
+            i += len;
+        }
+    }
+}
+
+/// Converts `elems` to f32 (`to_f32`) or `reals` to elements, on `path`.
+pub(crate) fn run_convert<E: Element<Real = f32>>(
+    path: IsaPath,
+    elems: &mut [E],
+    reals: &mut [f32],
+    to_f32: bool,
+) {
+    dispatch(
+        path,
+        ConvertTask {
+            elems,
+            reals,
+            to_f32,
+        },
+    )
+}

@@ -65,6 +65,11 @@ pub(crate) fn set_store_limit_bytes(bytes: usize) {
 }
 
 pub(crate) fn store_limit<E: Element>() -> usize {
+    // Half-precision outputs cannot hold the scaled intermediate terms (nor take a second
+    // rounding): they always recompute, rounding each output once.
+    if core::mem::size_of::<E>() != core::mem::size_of::<E::Real>() {
+        return 0;
+    }
     STORE_LIMIT.load(core::sync::atomic::Ordering::Relaxed) / core::mem::size_of::<E>()
 }
 

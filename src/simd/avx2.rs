@@ -1,24 +1,38 @@
-//! x86-64 AVX2 + FMA: eight f32 or four f64 lanes.
+//! x86-64 AVX2 + FMA (+ F16C): eight f32 or four f64 lanes.
 //!
-//! Detection and the `#[target_feature]` context come from pulp's `V3` token (AVX2, FMA, BMI1/2,
-//! LZCNT, …). The vector types wrap `__m256`/`__m256d`; they are created only through an [`Avx2`]
-//! token, and an `Avx2` exists only after `V3::try_new()` succeeded, so every intrinsic below runs
+//! Detection comes from pulp's `V3` token (AVX2, FMA, BMI1/2, LZCNT, …) plus a run-time check
+//! for F16C, which every AVX2 CPU has but pulp's `V3` does not enable. Kernels run inside our
+//! own `#[target_feature]` function that enables both, so the half-precision conversions
+//! inline. The vector types wrap `__m256`/`__m256d`; they are created only through an [`Avx2`]
+//! token, and an `Avx2` exists only after both checks succeeded, so every intrinsic below runs
 //! on a CPU that has it.
 
 use core::arch::x86_64::*;
 
 use super::{FloatVec, Isa, Kernel};
 
-/// The AVX2 + FMA instruction-set token.
+/// The AVX2 + FMA + F16C instruction-set token.
 #[derive(Copy, Clone, Debug)]
 pub struct Avx2(pulp::x86::V3);
 
 impl Avx2 {
-    /// Detects AVX2 + FMA (and the rest of x86-64-v3) at run time.
+    /// Detects AVX2 + FMA (and the rest of x86-64-v3) and F16C at run time.
     #[inline]
     pub fn try_new() -> Option<Self> {
+        if !std::arch::is_x86_feature_detected!("f16c") {
+            return None;
+        }
         pulp::x86::V3::try_new().map(Avx2)
     }
+}
+
+/// Runs a kernel with the AVX2, FMA and F16C code generation enabled.
+///
+/// # Safety
+/// The CPU must support those features (an [`Avx2`] token proves it).
+#[target_feature(enable = "avx,avx2,fma,f16c,bmi1,bmi2,lzcnt,popcnt")]
+unsafe fn run_with_features<K: Kernel>(kernel: K, isa: Avx2) -> K::Output {
+    kernel.run(isa)
 }
 
 impl Isa for Avx2 {
@@ -40,17 +54,54 @@ impl Isa for Avx2 {
 
     #[inline(always)]
     fn run<K: Kernel>(self, kernel: K) -> K::Output {
-        // pulp compiles `call` inside a `#[target_feature(enable = "avx2,fma,…")]` function.
-        // A struct, not a closure: a closure body would be compiled without those features.
-        struct Call<K>(K, Avx2);
-        impl<K: Kernel> pulp::NullaryFnOnce for Call<K> {
-            type Output = K::Output;
-            #[inline(always)]
-            fn call(self) -> K::Output {
-                self.0.run(self.1)
+        // A generic function with the features enabled, the kernel passed as a value: a
+        // closure body would be compiled without those features.
+        // SAFETY: the token proves the features.
+        unsafe { run_with_features(kernel, self) }
+    }
+
+    #[inline(always)]
+    unsafe fn load_half<const BF16: bool>(self, ptr: *const u16) -> F32x8 {
+        // SAFETY: the caller guarantees 8 readable values; the token proves AVX2 and F16C.
+        unsafe {
+            let h = _mm_loadu_si128(ptr as *const __m128i);
+            if BF16 {
+                // bfloat16 is the top half of an f32.
+                F32x8(_mm256_castsi256_ps(_mm256_slli_epi32::<16>(
+                    _mm256_cvtepu16_epi32(h),
+                )))
+            } else {
+                F32x8(_mm256_cvtph_ps(h))
             }
         }
-        self.0.vectorize(Call(kernel, self))
+    }
+
+    #[inline(always)]
+    unsafe fn store_half<const BF16: bool>(v: F32x8, ptr: *mut u16) {
+        // SAFETY: the caller guarantees 8 writable values; `v` exists only through a token,
+        // which proves AVX2 and F16C.
+        unsafe {
+            let h = if BF16 {
+                let bits = _mm256_castps_si256(v.0);
+                // Round to nearest even on the 16 bits cut off: add 0x7FFF plus the lowest kept bit.
+                let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(1));
+                let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(
+                    _mm256_add_epi32(bits, _mm256_set1_epi32(0x7FFF)),
+                    lsb,
+                ));
+                // NaN: keep the top payload bits and set the quiet bit.
+                let quiet = _mm256_or_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(0x40));
+                let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v.0, v.0));
+                let r = _mm256_blendv_epi8(rounded, quiet, nan);
+                // 32 → 16 bits (values ≤ 0xFFFF, so unsigned saturation is exact), then gather
+                // the two 128-bit halves' low quadwords.
+                let packed = _mm256_packus_epi32(r, r);
+                _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b1000>(packed))
+            } else {
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v.0)
+            };
+            _mm_storeu_si128(ptr as *mut __m128i, h);
+        }
     }
 }
 

@@ -103,6 +103,21 @@ pub trait Isa: Copy + Send + Sync + Debug + 'static {
 
     /// Runs `kernel` compiled for this instruction set (inside a `#[target_feature]` function).
     fn run<K: Kernel>(self, kernel: K) -> K::Output;
+
+    /// Loads `F32::LANES` half-precision values, IEEE binary16 (`BF16 == false`) or bfloat16,
+    /// as f32 lanes (exactly: every half value is an f32 value).
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading `F32::LANES` values (no alignment needed).
+    unsafe fn load_half<const BF16: bool>(self, ptr: *const u16) -> Self::F32;
+
+    /// Stores f32 lanes as `F32::LANES` half-precision values, each rounded once to nearest
+    /// even (overflow to ±inf, gradual underflow; a NaN stays NaN, quieted, keeping the top
+    /// payload bits). Every path converts bit-identically (tested over all inputs that matter).
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `F32::LANES` values (no alignment needed).
+    unsafe fn store_half<const BF16: bool>(v: Self::F32, ptr: *mut u16);
 }
 
 /// The operations a kernel may perform on a vector of `LANES` values of one precision.

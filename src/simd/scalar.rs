@@ -21,6 +21,31 @@ impl Isa for Scalar {
     fn run<K: Kernel>(self, kernel: K) -> K::Output {
         kernel.run(self)
     }
+
+    #[inline(always)]
+    unsafe fn load_half<const BF16: bool>(self, ptr: *const u16) -> f32 {
+        // SAFETY: the caller guarantees one readable value.
+        let bits = unsafe { ptr.read_unaligned() };
+        if BF16 {
+            // The top half of an f32, NaN payloads included (as the AVX2 path widens it).
+            f32::from_bits(u32::from(bits) << 16)
+        } else {
+            half::f16::from_bits(bits).to_f32()
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store_half<const BF16: bool>(v: f32, ptr: *mut u16) {
+        // `half` rounds to nearest even and quiets NaN exactly as F16C and the AVX2 bfloat16
+        // code do (checked bit for bit in tests/half.rs).
+        let bits = if BF16 {
+            half::bf16::from_f32(v).to_bits()
+        } else {
+            half::f16::from_f32(v).to_bits()
+        };
+        // SAFETY: the caller guarantees one writable value.
+        unsafe { ptr.write_unaligned(bits) }
+    }
 }
 
 macro_rules! scalar_vec {
