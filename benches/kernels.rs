@@ -1,4 +1,4 @@
-//! Criterion benchmarks: every kernel × f32/f64 × the standard shapes, beside two baselines
+//! Criterion benchmarks: every kernel × f32/f64/f16/bf16 × the standard shapes, beside two baselines
 //! measured in the same run: a plain three-pass Rust softmax with `exp` from std, and xent's own
 //! scalar path (forced). The double-double oracle (`xent::reference`) is benchmarked at the
 //! in-cache shape only: it takes minutes per iteration at the large ones. `wide`'s `f32x8::exp`
@@ -45,6 +45,21 @@ impl BenchFloat for f64 {
         self.max(b)
     }
 }
+
+macro_rules! bench_half {
+    ($t:ty) => {
+        impl BenchFloat for $t {
+            fn std_exp(self) -> Self {
+                <$t>::from_f32(self.to_f32().exp())
+            }
+            fn std_max(self, b: Self) -> Self {
+                <$t>::from_f32(self.to_f32().max(b.to_f32()))
+            }
+        }
+    };
+}
+bench_half!(xent::half::f16);
+bench_half!(xent::half::bf16);
 
 /// The plain baseline: max pass, exp-and-sum pass, scale pass per row, serial.
 fn plain_softmax<E: BenchFloat>(x: &[E], cols: usize, out: &mut [E]) {
@@ -107,6 +122,66 @@ fn bench_type<E: BenchFloat>(c: &mut Criterion) {
             });
         }
         group.finish();
+
+        // Cross-entropy: 1 and 2 threads (the machine's cores), dispatched path.
+        let targets: Vec<u32> = (0..rows).map(|r| (r * 7919 % cols) as u32).collect();
+        let ce = xent::CrossEntropy::new();
+        let saved = ce.forward(&x, cols, &targets).unwrap().lse;
+        let mut ce_out = xent::Output::default();
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut group =
+                c.benchmark_group(format!("cross_entropy/{}/{shape}/{threads}t", E::NAME));
+            group.throughput(Throughput::Bytes(2 * bytes));
+            group.bench_function("forward", |b| {
+                b.iter(|| {
+                    pool.install(|| ce.forward_into(black_box(&x), cols, &targets, &mut ce_out))
+                })
+            });
+            group.bench_function("forward_backward", |b| {
+                b.iter(|| {
+                    pool.install(|| {
+                        ce.forward_backward_into(
+                            black_box(&x),
+                            cols,
+                            &targets,
+                            &mut out,
+                            &mut ce_out,
+                        )
+                    })
+                })
+            });
+            group.bench_function("forward_backward_inplace", |b| {
+                b.iter(|| {
+                    pool.install(|| {
+                        ce.forward_backward_inplace_into(
+                            black_box(&mut out),
+                            cols,
+                            &targets,
+                            &mut ce_out,
+                        )
+                    })
+                })
+            });
+            group.bench_function("backward", |b| {
+                b.iter(|| {
+                    pool.install(|| {
+                        ce.backward(
+                            black_box(&x),
+                            cols,
+                            &targets,
+                            &saved,
+                            xent::GradOutput::Scalar(1.0),
+                            &mut out,
+                        )
+                    })
+                })
+            });
+            group.finish();
+        }
 
         let mut group = c.benchmark_group(format!("log_softmax/{}/{shape}", E::NAME));
         group.throughput(Throughput::Bytes(2 * bytes));
@@ -180,6 +255,8 @@ fn bench_type<E: BenchFloat>(c: &mut Criterion) {
 fn benches(c: &mut Criterion) {
     bench_type::<f32>(c);
     bench_type::<f64>(c);
+    bench_type::<xent::half::f16>(c);
+    bench_type::<xent::half::bf16>(c);
 }
 
 criterion_group! {

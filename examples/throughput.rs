@@ -293,6 +293,21 @@ impl PlainFloat for f64 {
     }
 }
 
+macro_rules! plain_half {
+    ($t:ty) => {
+        impl PlainFloat for $t {
+            fn exp_(self) -> Self {
+                <$t>::from_f32(self.to_f32().exp())
+            }
+            fn max_(self, b: Self) -> Self {
+                <$t>::from_f32(self.to_f32().max(b.to_f32()))
+            }
+        }
+    };
+}
+plain_half!(xent::half::f16);
+plain_half!(xent::half::bf16);
+
 fn plain_softmax_rows<E: PlainFloat>(x: &[E], cols: usize, out: &mut [E]) {
     let per_task = (65536 / (cols * std::mem::size_of::<E>())).max(1) * cols;
     x.par_chunks(per_task)
@@ -465,6 +480,8 @@ fn main() {
         match d.as_str() {
             "f32" => bench_dtype::<f32>(&o, &bw, path),
             "f64" => bench_dtype::<f64>(&o, &bw, path),
+            "f16" => bench_dtype::<xent::half::f16>(&o, &bw, path),
+            "bf16" => bench_dtype::<xent::half::bf16>(&o, &bw, path),
             other => panic!("unknown dtype {other}"),
         }
     }

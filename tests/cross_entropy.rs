@@ -540,3 +540,18 @@ fn special_values_follow_the_semantics_table() {
         .unwrap();
     assert_eq!((out.loss, g), (0.0, [0.0; 3]));
 }
+
+/// The golden inputs with the logits rounded to f16 / bf16: the oracle recomputes the expected
+/// values from the rounded logits (PyTorch's values are for the unrounded ones).
+#[test]
+fn golden_inputs_in_half_precision() {
+    use xent::half::{bf16, f16};
+    for_each_path(|_| {
+        for g in golden() {
+            let a: Vec<f16> = g.logits.iter().map(|&v| f16::from_f64(v)).collect();
+            common::check_cross_entropy(&a, g.cols, &g.targets, &g.case, g.grad_rows.as_deref());
+            let b: Vec<bf16> = g.logits.iter().map(|&v| bf16::from_f64(v)).collect();
+            common::check_cross_entropy(&b, g.cols, &g.targets, &g.case, g.grad_rows.as_deref());
+        }
+    });
+}

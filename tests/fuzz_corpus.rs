@@ -66,3 +66,9 @@ fn replay_cross_entropy() {
     let n = replay::<inputs::CrossEntropyInput>("cross_entropy", inputs::run_cross_entropy);
     println!("cross_entropy: {n} inputs replayed");
 }
+
+#[test]
+fn replay_half() {
+    let n = replay::<inputs::HalfInput>("half", inputs::run_half);
+    println!("half: {n} inputs replayed");
+}

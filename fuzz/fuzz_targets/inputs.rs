@@ -213,3 +213,67 @@ pub fn run_cross_entropy(input: &CrossEntropyInput) {
         }
     });
 }
+
+/// Every kernel family in half precision (a separate target, so that the f32 / f64 targets'
+/// input layouts, and with them their committed regressions, stay as they were).
+#[derive(Arbitrary, Debug)]
+pub struct HalfInput {
+    pub kind: u8,
+    pub bf16: bool,
+    pub scalar: bool,
+    pub cols: u8,
+    pub tau: u8,
+    pub smoothing: u8,
+    pub targets: Vec<i8>,
+    pub values: Vec<Value>,
+}
+
+fn run_half_typed<E: xent::Element>(input: &HalfInput) {
+    let vals: Vec<E> = values::<E>(&input.values);
+    match input.kind % 4 {
+        0 => {
+            let cols = (input.cols as usize % 200).max(1);
+            let rows = (vals.len() / cols).min(32);
+            let tau = [1.0, 1.0, 0.5, 2.0, 1e-3, 1e3, 0.7][input.tau as usize % 7];
+            xent::fuzz_checks::check_rows(&vals[..rows * cols], cols, tau);
+        }
+        1 => xent::fuzz_checks::check_exp(&vals),
+        2 => xent::fuzz_checks::check_max(&vals),
+        _ => {
+            let cols = (input.cols as usize % 70).max(1);
+            let rows = (vals.len() / cols).min(16);
+            let targets: Vec<i64> = (0..rows)
+                .map(|r| match input.targets.get(r).copied().unwrap_or(0) {
+                    -100 => -100,
+                    t => t as i64,
+                })
+                .collect();
+            let case = xent::fuzz_checks::CeCase {
+                reduction: xent::Reduction::Mean,
+                ignore_index: -100,
+                weights: None,
+                label_smoothing: [0.0, 0.1, 1.0][input.smoothing as usize % 3],
+                z_loss: [0.0, 1e-4][(input.smoothing as usize / 3) % 2],
+                softcap: None,
+                temperature: [1.0, 0.5, 2.0][input.tau as usize % 3],
+            };
+            xent::fuzz_checks::check_cross_entropy(
+                &vals[..rows * cols],
+                cols,
+                &targets,
+                &case,
+                None,
+            );
+        }
+    }
+}
+
+pub fn run_half(input: &HalfInput) {
+    on_path(input.scalar, || {
+        if input.bf16 {
+            run_half_typed::<xent::half::bf16>(input)
+        } else {
+            run_half_typed::<xent::half::f16>(input)
+        }
+    });
+}
