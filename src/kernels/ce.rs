@@ -19,7 +19,7 @@
 //! take scalar code that applies the special-value rules directly.
 
 use super::row::{
-    self, input_floor, is_degenerate, splat, unscale, Scale, ScaleVecs, Stats, SumF64, VecMap,
+    self, input_floor, is_degenerate, splat, unscale, LaneSum, Scale, ScaleVecs, Stats, VecMap,
 };
 use crate::element::{Element, VecOf};
 use crate::simd::exp::exp_scaled;
@@ -159,48 +159,26 @@ fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E:
     let n = x.len();
     let mv = splat::<S, E>(isa, m);
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
-    let mut acc = zero;
-    let mut total = SumF64::default();
+    let mut sum = LaneSum::new(zero);
     let mut i = 0;
-    let mut rounds = 0u32;
     while i < n {
         let len = lanes.min(n - i);
         // SAFETY: i + len <= n = x.len() and, when weighted, w.len() == n (checked by the
         // caller's validation). Padding lanes hold x = m (gap 0) and w = 0.
         let gap = unsafe {
-            let v = if len == lanes {
-                E::load(isa, x.as_ptr().add(i))
-            } else {
-                E::load_partial(isa, x.as_ptr().add(i), len, m)
-            };
-            let gap = mv.sub(v);
+            let gap = mv.sub(load_elems(isa, x.as_ptr().add(i), len, m));
             match w {
                 None => gap,
                 Some(w) => {
-                    let wv = if len == lanes {
-                        VecOf::<S, E>::load(isa, w.as_ptr().add(i))
-                    } else {
-                        VecOf::<S, E>::load_partial(
-                            isa,
-                            w.as_ptr().add(i),
-                            len,
-                            <E::Real as Real>::ZERO,
-                        )
-                    };
+                    let wv = load_weights::<S, E>(isa, w.as_ptr().add(i), len);
                     wv.mul(gap).and_mask(zero.lt(wv))
                 }
             }
         };
-        acc = acc.add(gap);
+        sum.add(gap);
         i += len;
-        rounds += 1;
-        if rounds % 16 == 0 {
-            total.add(acc.reduce_sum_f64());
-            acc = zero;
-        }
     }
-    total.add(acc.reduce_sum_f64());
-    total.value()
+    sum.value()
 }
 
 /// The forward results of a row that is not regular, by the special-value rules (scalar).
@@ -414,49 +392,25 @@ unsafe fn stretch_impl<S: Isa, E: Element, const SCALED: bool, const WEIGHTED: b
     let ninf = <E::Real as Real>::NEG_INFINITY;
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
     let w_ptr = weights.map_or(core::ptr::null(), |w| w.as_ptr());
-    let mut acc = zero;
-    let mut total = SumF64::default();
-    let mut rounds = 0u32;
+    let mut sum = LaneSum::new(zero);
     let mut i = start;
     while i < end {
         let len = lanes.min(end - i);
         // SAFETY: i + len <= end <= n; src/dst valid for n elements, weights for n entries.
         // Padding lanes hold x = −inf (e = 0), and are not stored.
         unsafe {
-            let full = len == lanes;
-            let x = if full {
-                E::load(isa, src.add(i))
-            } else {
-                E::load_partial(isa, src.add(i), len, ninf)
-            };
-            let e = f.term::<SCALED>(x);
+            let e = f.term::<SCALED>(load_elems(isa, src.add(i), len, ninf));
             let neg_b = if WEIGHTED {
-                let w = if full {
-                    VecOf::<S, E>::load(isa, w_ptr.add(i))
-                } else {
-                    VecOf::<S, E>::load_partial(isa, w_ptr.add(i), len, <E::Real as Real>::ZERO)
-                };
-                w.mul(f.neg_beta)
+                load_weights::<S, E>(isa, w_ptr.add(i), len).mul(f.neg_beta)
             } else {
                 f.neg_beta
             };
-            let out = e.mul_add(f.alpha, neg_b);
-            if full {
-                E::store(out, dst.add(i));
-            } else {
-                E::store_partial(out, dst.add(i), len);
-            }
-            acc = acc.add(e);
+            store_elems::<S, E>(e.mul_add(f.alpha, neg_b), dst.add(i), len);
+            sum.add(e);
         }
         i += len;
-        rounds += 1;
-        if rounds % 16 == 0 {
-            total.add(acc.reduce_sum_f64());
-            acc = zero;
-        }
     }
-    total.add(acc.reduce_sum_f64());
-    total.value()
+    sum.value()
 }
 
 /// The gradient of a row that is not regular (scalar): p from the special-value rules.
@@ -561,8 +515,9 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
     let k = n.div_ceil(lanes);
     let mut v = [splat::<S, E>(isa, ninf); K];
     for (j, vj) in v.iter_mut().enumerate().take(k) {
-        // SAFETY: forwarded; j < k.
-        *vj = unsafe { load_vector(isa, src, n, j, ninf) };
+        let len = lanes.min(n - j * lanes);
+        // SAFETY: j * lanes + len <= n.
+        *vj = unsafe { load_elems(isa, src.add(j * lanes), len, ninf) };
     }
     let mut acc = v[0];
     for vj in &v[1..k] {
@@ -623,24 +578,15 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
             if p.eps > 0.0 {
                 let mut gaps = zero;
                 for j in 0..k {
-                    // SAFETY: forwarded; j < k.
-                    let gap = mv.sub(unsafe { load_vector(isa, src, n, j, m) });
+                    let len = lanes.min(n - j * lanes);
+                    // SAFETY: j * lanes + len <= n; the weights have n entries.
+                    let gap = mv.sub(unsafe { load_elems(isa, src.add(j * lanes), len, m) });
                     gaps = gaps.add(match p.weights {
                         None => gap,
                         Some(w) => {
-                            let len = lanes.min(n - j * lanes);
-                            // SAFETY: the weights have n entries.
+                            // SAFETY: as above.
                             let wv = unsafe {
-                                if len == lanes {
-                                    VecOf::<S, E>::load(isa, w.as_ptr().add(j * lanes))
-                                } else {
-                                    VecOf::<S, E>::load_partial(
-                                        isa,
-                                        w.as_ptr().add(j * lanes),
-                                        len,
-                                        <E::Real as Real>::ZERO,
-                                    )
-                                }
+                                load_weights::<S, E>(isa, w.as_ptr().add(j * lanes), len)
                             };
                             wv.mul(gap).and_mask(zero.lt(wv))
                         }
@@ -676,30 +622,13 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
         let len = lanes.min(n - j * lanes);
         let neg_b = match weights {
             None => neg_beta,
-            // SAFETY: the weights have n entries.
-            Some(w) => unsafe {
-                if len == lanes {
-                    VecOf::<S, E>::load(isa, w.as_ptr().add(j * lanes))
-                } else {
-                    VecOf::<S, E>::load_partial(
-                        isa,
-                        w.as_ptr().add(j * lanes),
-                        len,
-                        <E::Real as Real>::ZERO,
-                    )
-                }
+            // SAFETY: j * lanes + len <= n; the weights have n entries.
+            Some(w) => {
+                unsafe { load_weights::<S, E>(isa, w.as_ptr().add(j * lanes), len) }.mul(neg_beta)
             }
-            .mul(neg_beta),
         };
-        let out = vj.mul_add(alpha, neg_b);
         // SAFETY: j * lanes + len <= n.
-        unsafe {
-            if len == lanes {
-                E::store(out, dst.add(j * lanes));
-            } else {
-                E::store_partial(out, dst.add(j * lanes), len);
-            }
-        }
+        unsafe { store_elems::<S, E>(vj.mul_add(alpha, neg_b), dst.add(j * lanes), len) };
     }
     let others = s_others * factor;
     let p_t = e_t * factor;
@@ -709,26 +638,55 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
     result.or(Some(RowForward::default()))
 }
 
-/// Loads vector `j` of an `n`-element row, padding past the end with `pad`.
+/// Loads `len ≤ LANES` elements at `ptr`, the lanes past `len` set to `pad`.
 ///
 /// # Safety
-/// `src` valid for reading `n` elements and `j * LANES < n`.
+/// `ptr` valid for reading `len` elements.
 #[inline(always)]
-unsafe fn load_vector<S: Isa, E: Element>(
+unsafe fn load_elems<S: Isa, E: Element>(
     isa: S,
-    src: *const E,
-    n: usize,
-    j: usize,
+    ptr: *const E,
+    len: usize,
     pad: E::Real,
 ) -> VecOf<S, E> {
-    let lanes = VecOf::<S, E>::LANES;
-    let len = lanes.min(n - j * lanes);
-    // SAFETY: j * lanes + len <= n.
+    // SAFETY: forwarded.
     unsafe {
-        if len == lanes {
-            E::load(isa, src.add(j * lanes))
+        if len == VecOf::<S, E>::LANES {
+            E::load(isa, ptr)
         } else {
-            E::load_partial(isa, src.add(j * lanes), len, pad)
+            E::load_partial(isa, ptr, len, pad)
+        }
+    }
+}
+
+/// Loads `len ≤ LANES` class weights at `ptr`, the lanes past `len` set to 0.
+///
+/// # Safety
+/// `ptr` valid for reading `len` values.
+#[inline(always)]
+unsafe fn load_weights<S: Isa, E: Element>(isa: S, ptr: *const E::Real, len: usize) -> VecOf<S, E> {
+    // SAFETY: forwarded.
+    unsafe {
+        if len == VecOf::<S, E>::LANES {
+            VecOf::<S, E>::load(isa, ptr)
+        } else {
+            VecOf::<S, E>::load_partial(isa, ptr, len, <E::Real as Real>::ZERO)
+        }
+    }
+}
+
+/// Stores the first `len ≤ LANES` lanes of `v` at `ptr`.
+///
+/// # Safety
+/// `ptr` valid for writing `len` elements.
+#[inline(always)]
+unsafe fn store_elems<S: Isa, E: Element>(v: VecOf<S, E>, ptr: *mut E, len: usize) {
+    // SAFETY: forwarded.
+    unsafe {
+        if len == VecOf::<S, E>::LANES {
+            E::store(v, ptr)
+        } else {
+            E::store_partial(v, ptr, len)
         }
     }
 }

@@ -395,6 +395,43 @@ impl SumF64 {
     }
 }
 
+/// A vector accumulator whose lanes move their partial sums into a [`SumF64`] every 16 vectors,
+/// so that no lane adds more than 16 terms in its own precision.
+pub(crate) struct LaneSum<V> {
+    acc: V,
+    zero: V,
+    total: SumF64,
+    rounds: u32,
+}
+
+impl<V: FloatVec> LaneSum<V> {
+    #[inline(always)]
+    pub(crate) fn new(zero: V) -> Self {
+        LaneSum {
+            acc: zero,
+            zero,
+            total: SumF64::default(),
+            rounds: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn add(&mut self, v: V) {
+        self.acc = self.acc.add(v);
+        self.rounds += 1;
+        if self.rounds % 16 == 0 {
+            self.total.add(self.acc.reduce_sum_f64());
+            self.acc = self.zero;
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn value(mut self) -> f64 {
+        self.total.add(self.acc.reduce_sum_f64());
+        self.total.value()
+    }
+}
+
 /// 2^-SCALE_SHIFT: undoes the scaling of [`exp_scaled`].
 #[inline(always)]
 pub(crate) fn unscale<E: Element>() -> f64 {
