@@ -151,13 +151,27 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
     }
 }
 
+/// (m − x)·GAP_SCALE for the smoothing sum, formed by one fused multiply-add so that it never
+/// overflows (m − x alone does for x and m near ∓MAX), and scaled so that 16 such terms summed
+/// in a lane cannot overflow either. `m_scaled` is m·GAP_SCALE.
+#[inline(always)]
+fn scaled_gap<S: Isa, E: Element>(isa: S, x: VecOf<S, E>, m_scaled: VecOf<S, E>) -> VecOf<S, E> {
+    x.mul_add(
+        splat::<S, E>(isa, <E::Real as Real>::from_f64(-GAP_SCALE)),
+        m_scaled,
+    )
+}
+
+/// 2^-5: see [`scaled_gap`].
+const GAP_SCALE: f64 = 1.0 / 32.0;
+
 /// Σ_j w_j (m − x_j) over a row whose maximum is m (terms ≥ 0; a zero weight removes its term
 /// even where x_j = −inf).
 #[inline(always)]
 fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E::Real]>) -> f64 {
     let lanes = VecOf::<S, E>::LANES;
     let n = x.len();
-    let mv = splat::<S, E>(isa, m);
+    let m_scaled = splat::<S, E>(isa, <E::Real as Real>::from_f64(m.to_f64() * GAP_SCALE));
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
     let mut sum = LaneSum::new(zero);
     let mut i = 0;
@@ -166,7 +180,7 @@ fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E:
         // SAFETY: i + len <= n = x.len() and, when weighted, w.len() == n (checked by the
         // caller's validation). Padding lanes hold x = m (gap 0) and w = 0.
         let gap = unsafe {
-            let gap = mv.sub(load_elems(isa, x.as_ptr().add(i), len, m));
+            let gap = scaled_gap::<S, E>(isa, load_elems(isa, x.as_ptr().add(i), len, m), m_scaled);
             match w {
                 None => gap,
                 Some(w) => {
@@ -178,7 +192,7 @@ fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E:
         sum.add(gap);
         i += len;
     }
-    sum.value()
+    sum.value() / GAP_SCALE
 }
 
 /// The forward results of a row that is not regular, by the special-value rules (scalar).
@@ -576,11 +590,13 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
             let wt = p.weight(t);
             let mut ce = coeff_mul((1.0 - p.eps) * wt, nll_t);
             if p.eps > 0.0 {
+                let m_scaled = splat::<S, E>(isa, <E::Real as Real>::from_f64(mf * GAP_SCALE));
                 let mut gaps = zero;
                 for j in 0..k {
                     let len = lanes.min(n - j * lanes);
                     // SAFETY: j * lanes + len <= n; the weights have n entries.
-                    let gap = mv.sub(unsafe { load_elems(isa, src.add(j * lanes), len, m) });
+                    let x = unsafe { load_elems(isa, src.add(j * lanes), len, m) };
+                    let gap = scaled_gap::<S, E>(isa, x, m_scaled);
                     gaps = gaps.add(match p.weights {
                         None => gap,
                         Some(w) => {
@@ -592,7 +608,8 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
                         }
                     });
                 }
-                let smooth_sum = gaps.reduce_sum_f64() * tau.inv + coeff_mul(p.weight_total, ln_s);
+                let smooth_sum =
+                    gaps.reduce_sum_f64() / GAP_SCALE * tau.inv + coeff_mul(p.weight_total, ln_s);
                 ce += p.eps / n as f64 * smooth_sum;
             }
             let z = coeff_mul(p.z * wt, lse * lse);
