@@ -202,6 +202,17 @@ impl CrossEntropy {
     }
 
     /// The loss in one read of the logits.
+    ///
+    /// ```
+    /// use xent::CrossEntropy;
+    /// // Class weights and label smoothing, as in PyTorch; an ignored row.
+    /// let logits = [0.2f32, 1.5, -0.3, 0.9, 0.1, 0.0];
+    /// let ce = CrossEntropy::new().weights(&[1.0, 2.0, 0.5]).label_smoothing(0.1);
+    /// let out = ce.forward(&logits, 3, &[1i64, -100])?;
+    /// assert_eq!((out.valid_rows, out.weight_sum), (1, 2.0));
+    /// assert_eq!(out.row_losses[1], 0.0);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn forward<E: Element, T: Target>(
         &self,
         logits: &[E],
@@ -234,6 +245,18 @@ impl CrossEntropy {
 
     /// The loss and the gradient of the reduced loss (of Σ row losses for reduction `None`)
     /// into `grad`: two reads of each row (the second from cache) and one write.
+    ///
+    /// ```
+    /// use xent::CrossEntropy;
+    /// let logits = [1.0f64, 2.0, 3.0];
+    /// let mut grad = [0.0; 3];
+    /// let out = CrossEntropy::new().forward_backward(&logits, 3, &[2u32], &mut grad)?;
+    /// // d loss / d logits = softmax − one-hot.
+    /// let p2 = 3f64.exp() / (1f64.exp() + 2f64.exp() + 3f64.exp());
+    /// assert!((grad[2] - (p2 - 1.0)).abs() < 1e-15);
+    /// assert!((out.loss + p2.ln()).abs() < 1e-15);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn forward_backward<E: Element, T: Target>(
         &self,
         logits: &[E],
@@ -297,6 +320,19 @@ impl CrossEntropy {
     /// The gradient from the per-row log-sum-exp a [`forward`](Self::forward) saved
     /// (`Output::lse`), scaled by `grad_output`. Bitwise equal to the fused kernels' gradient
     /// for the same inputs.
+    ///
+    /// ```
+    /// use xent::{CrossEntropy, GradOutput, Reduction};
+    /// let logits = [2.0f32, 0.5, -1.0, 0.0, 3.0, 1.0];
+    /// let targets = [0u32, 2];
+    /// let ce = CrossEntropy::new().reduction(Reduction::None);
+    /// let saved = ce.forward(&logits, 3, &targets)?;
+    /// // Later, with the upstream gradient of each row's loss:
+    /// let mut grad = [0f32; 6];
+    /// ce.backward(&logits, 3, &targets, &saved.lse, GradOutput::Rows(&[1.0, 0.5]), &mut grad)?;
+    /// assert!(grad[0] < 0.0 && grad[5] < 0.0); // the targets' logits are pushed up
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn backward<E: Element, T: Target>(
         &self,
