@@ -533,6 +533,12 @@ fn special_values_follow_the_semantics_table() {
     let out = smooth.forward_backward_inplace(&mut g, 3, &[0u32]).unwrap();
     assert_eq!(out.loss, f64::INFINITY);
     assert!(g.iter().all(|v| v.is_finite()));
+    // A NaN target logit makes the row NaN even when its weight is 0 (fuzz finding).
+    let ce_w = xent::CrossEntropy::new()
+        .reduction(Reduction::None)
+        .weights(&[0.0, 1.0]);
+    let out = ce_w.forward(&[f32::NAN, 1.0], 2, &[0u32]).unwrap();
+    assert!(out.row_losses[0].is_nan());
     // An all-ignored batch: mean 0 with zero gradient (PyTorch: NaN).
     let mut g = [1.0f32, 2.0, 3.0];
     let out = xent::CrossEntropy::new()

@@ -108,9 +108,7 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
     let nan = others.sum.is_nan() || xt.is_nan();
     let correct = !nan && (t == 0 || xt > left.max) && xt >= right.max;
     let m = if xt > others.max { xt } else { others.max };
-    let regular = m.is_finite()
-        && !others.sum.is_nan()
-        && !is_degenerate(<E::Real as Real>::from_f64(m), &p.sc);
+    let regular = m.is_finite() && !nan && !is_degenerate(<E::Real as Real>::from_f64(m), &p.sc);
     if !regular {
         return RowForward {
             correct,
