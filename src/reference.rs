@@ -393,7 +393,37 @@ pub fn cross_entropy_row<E: Element>(x: &[E], target: Option<usize>, o: &CeOptio
     };
     let mut ce = coeff_mul((1.0 - eps) * w(t), nlp[t]);
     if eps > 0.0 {
-        ce += smooth * (0..n).map(|j| coeff_mul(w(j), nlp[j])).sum::<f64>();
+        ce += match kind {
+            // −ln p_j = (M − y_j)/τ + ln S can exceed the f64 range on its own (logits near
+            // ∓MAX) while ε/C Σ w_j (−ln p_j) does not: sum it scaled by 2^-64.
+            RowKind::Regular { m, s } => {
+                let ln_s = ln_dd(s).ldexp(-64);
+                let mut acc = Dd::new(0.0);
+                let mut infinite = false;
+                for (j, &yj) in y.iter().enumerate() {
+                    if w(j) == 0.0 {
+                        continue;
+                    }
+                    if yj == f64::NEG_INFINITY {
+                        infinite = true;
+                        continue;
+                    }
+                    let gap = Dd::new(m).ldexp(-64).sub(Dd::new(yj).ldexp(-64));
+                    let gap = if tau_y == 1.0 {
+                        gap
+                    } else {
+                        gap.div(Dd::new(tau_y))
+                    };
+                    acc = acc.add(gap.add(ln_s).mul(Dd::new(w(j))));
+                }
+                if infinite {
+                    f64::INFINITY
+                } else {
+                    ldexp(acc.mul(Dd::new(smooth)).to_f64(), 64)
+                }
+            }
+            _ => smooth * (0..n).map(|j| coeff_mul(w(j), nlp[j])).sum::<f64>(),
+        };
     }
     let z = coeff_mul(o.z_loss * w(t), lse * lse);
     // d row / d y_j = A p_j − B_j, A = (1 − ε) w_t + (ε/C) W + 2 z w_t lse (the z-loss part

@@ -137,8 +137,7 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
     if p.eps > 0.0 {
         // Σ_j w_j (−ln p_j) = Σ_j w_j (M − x_j)/τ + W ln S.
         let gaps = weighted_gaps(isa, x, <E::Real as Real>::from_f64(m), p.weights);
-        let smooth_sum = gaps * tau.inv + coeff_mul(p.weight_total, ln_s);
-        ce += p.eps / x.len() as f64 * smooth_sum;
+        ce += smoothing_term(gaps, p, x.len(), ln_s);
     }
     let z = coeff_mul(p.z * wt, lse * lse);
     RowForward {
@@ -163,8 +162,8 @@ fn scaled_gap<S: Isa, E: Element>(isa: S, x: VecOf<S, E>, m_scaled: VecOf<S, E>)
 /// 2^-5: see [`scaled_gap`].
 const GAP_SCALE: f64 = 1.0 / 32.0;
 
-/// Σ_j w_j (m − x_j) over a row whose maximum is m (terms ≥ 0; a zero weight removes its term
-/// even where x_j = −inf).
+/// Σ_j w_j (m − x_j) · GAP_SCALE over a row whose maximum is m (terms ≥ 0; a zero weight
+/// removes its term even where x_j = −inf).
 #[inline(always)]
 fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E::Real]>) -> f64 {
     let lanes = VecOf::<S, E>::LANES;
@@ -190,7 +189,15 @@ fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E:
         sum.add(gap);
         i += len;
     }
-    sum.value() / GAP_SCALE
+    sum.value()
+}
+
+/// ε/C · Σ_j w_j (−ln p_j) = ε/C · (Σ_j w_j (M − x_j)/τ + W ln S) from the scaled gap sum
+/// Σ w_j (M − x_j)·GAP_SCALE, multiplied in an order that overflows only if the result does.
+#[inline(always)]
+fn smoothing_term<R: Real>(scaled_gaps: f64, p: &CeParams<R>, classes: usize, ln_s: f64) -> f64 {
+    let smooth = p.eps / classes as f64;
+    scaled_gaps * smooth * p.sc.tau.inv / GAP_SCALE + smooth * coeff_mul(p.weight_total, ln_s)
 }
 
 /// The forward results of a row that is not regular, by the special-value rules (scalar).
@@ -210,12 +217,13 @@ fn special_forward<E: Element, R: Real>(x: &[E], t: usize, p: &CeParams<R>) -> R
     let lse = sp.lse;
     let mut ce = coeff_mul((1.0 - p.eps) * wt, sp.nll(x[t].to_f64()));
     if p.eps > 0.0 {
-        let smooth_sum: f64 = x
+        // Scaled like the regular path: (M − x)/τ may exceed the f64 range on its own.
+        let scaled: f64 = x
             .iter()
             .enumerate()
-            .map(|(j, v)| coeff_mul(p.weight(j), sp.nll(v.to_f64())))
+            .map(|(j, v)| coeff_mul(p.weight(j), sp.nll_scaled(v.to_f64(), GAP_SCALE)))
             .sum();
-        ce += p.eps / x.len() as f64 * smooth_sum;
+        ce += scaled * (p.eps / x.len() as f64) / GAP_SCALE;
     }
     let z = coeff_mul(p.z * wt, lse * lse);
     RowForward {
@@ -266,14 +274,20 @@ impl SpecialRow {
 
     /// −ln p for an entry x.
     fn nll(&self, x: f64) -> f64 {
+        self.nll_scaled(x, 1.0)
+    }
+
+    /// −ln p · `scale` for an entry x (`scale` a power of two ≤ 1, applied before the
+    /// difference so that it cannot overflow).
+    fn nll_scaled(&self, x: f64, scale: f64) -> f64 {
         if self.max == f64::NEG_INFINITY {
             f64::INFINITY
         } else if x == self.max {
-            self.count.ln()
+            self.count.ln() * scale
         } else if self.max == f64::INFINITY {
             f64::INFINITY
         } else {
-            (self.max - x) * self.inv_tau + self.count.ln()
+            (self.max * scale - x * scale) * self.inv_tau + self.count.ln() * scale
         }
     }
 
@@ -606,9 +620,7 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
                         }
                     });
                 }
-                let smooth_sum =
-                    gaps.reduce_sum_f64() / GAP_SCALE * tau.inv + coeff_mul(p.weight_total, ln_s);
-                ce += p.eps / n as f64 * smooth_sum;
+                ce += smoothing_term(gaps.reduce_sum_f64(), p, n, ln_s);
             }
             let z = coeff_mul(p.z * wt, lse * lse);
             result = Some(RowForward {
