@@ -509,27 +509,36 @@ pub fn check_cross_entropy<E: Element>(
     let (loss_rel, loss_abs, grad_ulp) = ce_bounds::<E>();
     let rows = x.len().checked_div(cols).unwrap_or(0);
     let weights = case.weights.as_deref();
-    let o = reference::CeOptions {
-        weights,
-        label_smoothing: case.label_smoothing,
-        z_loss: case.z_loss,
-        softcap: case.softcap,
-        temperature: case.temperature,
-    };
     let mut worst = CeWorst::default();
-    let (mut denom, mut total, mut valid, mut correct) = (0.0, 0.0, 0, 0);
+    let (mut total, mut valid, mut correct) = (0.0, 0, 0);
     let factor_rows: Vec<f64> = (0..rows).map(|r| grad_rows.map_or(1.0, |g| g[r])).collect();
+    let denom: f64 = (0..rows)
+        .filter(|&r| targets[r] != case.ignore_index)
+        .map(|r| weights.map_or(1.0, |w| w[targets[r] as usize]))
+        .sum();
+    let factor = match case.reduction {
+        crate::Reduction::Mean if denom == 0.0 => 0.0,
+        crate::Reduction::Mean => 1.0 / denom,
+        _ => 1.0,
+    };
     let mut want_rows = Vec::new();
     for r in 0..rows {
         let row = &x[r * cols..(r + 1) * cols];
         let t = (targets[r] != case.ignore_index).then_some(targets[r] as usize);
         if let Some(t) = t {
             valid += 1;
-            denom += weights.map_or(1.0, |w| w[t]);
             if reference::argmax(row) == Some(t) && !row.iter().any(|v| v.to_f64().is_nan()) {
                 correct += 1;
             }
         }
+        let o = reference::CeOptions {
+            weights,
+            label_smoothing: case.label_smoothing,
+            z_loss: case.z_loss,
+            softcap: case.softcap,
+            temperature: case.temperature,
+            grad_scale: factor * factor_rows[r],
+        };
         let want = reference::cross_entropy_row(row, t, &o);
         total += want.loss;
         let (ok, e) = close(
@@ -576,11 +585,6 @@ pub fn check_cross_entropy<E: Element>(
         worst.lse = worst.lse.max(e / lse_bound);
         want_rows.push(want);
     }
-    let factor = match case.reduction {
-        crate::Reduction::Mean if denom == 0.0 => 0.0,
-        crate::Reduction::Mean => 1.0 / denom,
-        _ => 1.0,
-    };
     let (ok, e) = close(
         out.loss,
         total * factor,
@@ -600,7 +604,7 @@ pub fn check_cross_entropy<E: Element>(
     for (r, want) in want_rows.iter().enumerate() {
         let g = factor * factor_rows[r];
         for c in 0..cols {
-            let w = want.grad[c] * g;
+            let w = want.grad[c];
             let got = grad[r * cols + c].to_f64();
             let w_rounded = E::from_f64(w).to_f64();
             // Smoothing and z-loss make g/τ·(A·p_j − B_j) a difference: its error is relative

@@ -319,6 +319,9 @@ pub struct CeOptions<'a> {
     pub softcap: Option<f64>,
     /// τ.
     pub temperature: f64,
+    /// The factor the gradient is scaled by (1/Σ w for a mean, the upstream gradient …),
+    /// applied before the chain rule's 1/τ so that no intermediate overflows needlessly.
+    pub grad_scale: f64,
 }
 
 /// One row of the cross-entropy oracle.
@@ -330,7 +333,7 @@ pub struct CeRow {
     pub z: f64,
     /// ln Σ e^y of the transformed logits y.
     pub lse: f64,
-    /// d loss / d x (all 0 for an ignored row).
+    /// d loss / d x · `grad_scale` (all 0 for an ignored row).
     pub grad: Vec<f64>,
 }
 
@@ -446,7 +449,7 @@ pub fn cross_entropy_row<E: Element>(x: &[E], target: Option<usize>, o: &CeOptio
             } else {
                 a * p[j] - b
             };
-            g * dydx(j)
+            g * o.grad_scale * dydx(j)
         })
         .collect();
     let loss = if matches!(kind, RowKind::Nan) {
