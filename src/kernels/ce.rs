@@ -74,6 +74,17 @@ pub(crate) fn coeff_mul(a: f64, b: f64) -> f64 {
     }
 }
 
+/// (m − x)/τ in f64, also where m − x alone overflows but the scaled value does not (τ > 1).
+#[inline(always)]
+fn scaled_gap_f64(m: f64, x: f64, inv_tau: f64) -> f64 {
+    let gap = m - x;
+    if gap.is_finite() || !x.is_finite() {
+        gap * inv_tau
+    } else {
+        m * inv_tau - x * inv_tau
+    }
+}
+
 /// One row's forward results.
 #[derive(Copy, Clone, Debug, Default)]
 pub(crate) struct RowForward {
@@ -130,7 +141,7 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
     let nll_t = if e_t >= 1e-250 {
         (s_others / e_t).ln_1p()
     } else {
-        (m - xt) * tau.inv + ln_s
+        scaled_gap_f64(m, xt, tau.inv) + ln_s
     };
     let wt = p.weight(t);
     let mut ce = coeff_mul((1.0 - p.eps) * wt, nll_t);
@@ -287,7 +298,7 @@ impl SpecialRow {
         } else if self.max == f64::INFINITY {
             f64::INFINITY
         } else {
-            (self.max * scale - x * scale) * self.inv_tau + self.count.ln() * scale
+            scaled_gap_f64(self.max * scale, x * scale, self.inv_tau) + self.count.ln() * scale
         }
     }
 
@@ -596,7 +607,7 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
             } else {
                 // x_t < M, so p_t ≤ 1/2: no cancellation.
                 let l = (s_others + e_t).ln();
-                ((mf - xt) * tau.inv + l, l)
+                (scaled_gap_f64(mf, xt, tau.inv) + l, l)
             };
             let lse = mf * tau.inv + ln_s;
             let wt = p.weight(t);
