@@ -116,6 +116,10 @@ impl Stats {
         let m_part = d + max;
         let d_err = (m - m_part) + (m_part - d - max);
         let a = d * tau.inv;
+        if !a.is_finite() {
+            // (m − max)/τ overflowed: the weight is e^-inf = 0 (its error terms would be NaN).
+            return a.exp();
+        }
         let a_err = d.mul_add(tau.inv, -a) + d_err * tau.inv + d * tau.inv_lo;
         let w = a.exp();
         w.mul_add(a_err, w)
