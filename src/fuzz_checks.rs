@@ -541,11 +541,18 @@ pub fn check_cross_entropy<E: Element>(
         };
         let want = reference::cross_entropy_row(row, t, &o);
         total += want.loss;
-        let (ok, e) = close(
-            out.row_losses[r],
-            want.loss,
-            loss_rel * want.loss.abs() + loss_abs,
-        );
+        // Documented limit (docs/semantics.md): a row loss within a factor of 4 of the largest
+        // finite f64 may overflow to +inf in an intermediate sum.
+        let near_max = want.loss.abs() > f64::MAX / 4.0 && out.row_losses[r] == f64::INFINITY;
+        let (ok, e) = if near_max {
+            (true, 0.0)
+        } else {
+            close(
+                out.row_losses[r],
+                want.loss,
+                loss_rel * want.loss.abs() + loss_abs,
+            )
+        };
         assert!(
             ok,
             "{}: row {r} loss {:e}, want {:e} (cols {cols}, target {:?}, {case:?})",
@@ -585,11 +592,15 @@ pub fn check_cross_entropy<E: Element>(
         worst.lse = worst.lse.max(e / lse_bound);
         want_rows.push(want);
     }
-    let (ok, e) = close(
-        out.loss,
-        total * factor,
-        loss_rel * (total * factor).abs() + loss_abs,
-    );
+    let (ok, e) = if (total * factor).abs() > f64::MAX / 4.0 && out.loss == f64::INFINITY {
+        (true, 0.0) // the documented near-MAX limit, as for the rows
+    } else {
+        close(
+            out.loss,
+            total * factor,
+            loss_rel * (total * factor).abs() + loss_abs,
+        )
+    };
     assert!(
         ok,
         "{}: loss {:e}, want {:e} ({case:?})",
