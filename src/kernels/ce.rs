@@ -613,25 +613,10 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
             let wt = p.weight(t);
             let mut ce = coeff_mul((1.0 - p.eps) * wt, nll_t);
             if p.eps > 0.0 {
-                let m_scaled = splat::<S, E>(isa, <E::Real as Real>::from_f64(mf * GAP_SCALE));
-                let mut gaps = zero;
-                for j in 0..k {
-                    let len = lanes.min(n - j * lanes);
-                    // SAFETY: j * lanes + len <= n; the weights have n entries.
-                    let x = unsafe { load_elems(isa, src.add(j * lanes), len, m) };
-                    let gap = scaled_gap::<S, E>(isa, x, m_scaled);
-                    gaps = gaps.add(match p.weights {
-                        None => gap,
-                        Some(w) => {
-                            // SAFETY: as above.
-                            let wv = unsafe {
-                                load_weights::<S, E>(isa, w.as_ptr().add(j * lanes), len)
-                            };
-                            wv.mul(gap).and_mask(zero.lt(wv))
-                        }
-                    });
-                }
-                ce += smoothing_term(gaps.reduce_sum_f64(), p, n, ln_s);
+                // SAFETY: src is valid for n elements (forwarded).
+                let row = unsafe { core::slice::from_raw_parts(src, n) };
+                let gaps = weighted_gaps(isa, row, m, p.weights);
+                ce += smoothing_term(gaps, p, n, ln_s);
             }
             let z = coeff_mul(p.z * wt, lse * lse);
             result = Some(RowForward {
