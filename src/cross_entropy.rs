@@ -635,85 +635,177 @@ impl<E: Element> Kernel for CeTask<'_, E> {
         } else {
             Vec::new()
         };
-        // Rows of a few vectors stay in registers (`ce::small_row`); it needs lane indices.
         let lanes = <VecOf<S, E> as FloatVec>::LANES;
         let small = self.softcap.is_none() && cols <= SMALL_VECTORS * lanes;
-        let iota_values: [E::Real; 16] = core::array::from_fn(|i| E::Real::from_f64(i as f64));
-        // SAFETY: 16 values, at least LANES.
-        let iota = unsafe { <VecOf<S, E> as FloatVec>::load(isa, iota_values.as_ptr()) };
+        if !small {
+            for r in 0..self.rows {
+                correct += self.general_row(isa, r, &mut scratch);
+            }
+            return correct;
+        }
+        // Rows of a few vectors go through `ce::small_batch`, LANES rows with a target at a
+        // time; ignored rows, and rows the batch hands back, take the general path.
+        let mut batch = [ce::SmallRow {
+            src: self.x,
+            dst: self.grad,
+            t: 0,
+            saved_lse: 0.0,
+            g: 0.0,
+        }; ce::BATCH_MAX];
+        let mut index = [0usize; ce::BATCH_MAX];
+        let mut count = 0;
+        let mut small_scratch = vec![<E::Real as Real>::ZERO; ce::SMALL_SCRATCH];
         for r in 0..self.rows {
             let t = self.targets[r];
-            let target = (t != IGNORED).then_some(t);
-            let src = self.x.wrapping_add(r * cols);
-            let dst = if self.grad.is_null() {
-                self.grad
-            } else {
-                self.grad.wrapping_add(r * cols)
-            };
-            let g = self.g_scalar * self.g_rows.map_or(1.0, |g| g[r]);
-            if let (true, Some(t)) = (small, target) {
-                // SAFETY: as below; t < cols.
-                let saved = (!self.forward).then(|| unsafe { *self.lse.add(r) });
-                let done =
-                    unsafe { ce::small_row(isa, src, dst, cols, t, saved, g, &self.p, iota) };
-                if let Some(f) = done {
-                    if self.forward {
-                        // SAFETY: as below.
-                        unsafe {
-                            *self.lse.add(r) = f.lse;
-                            *self.loss.add(r) = f.loss;
-                            *self.z.add(r) = f.z;
-                        }
-                        correct += usize::from(f.correct);
-                    }
-                    continue;
-                }
+            if t == IGNORED {
+                correct += self.general_row(isa, r, &mut scratch);
+                continue;
             }
-            // SAFETY: the driver guarantees x (and grad, when not null) valid for rows × cols
-            // elements, equal or disjoint, and lse / loss / z valid for `rows` entries, owned
-            // by this task.
-            unsafe {
-                let row = core::slice::from_raw_parts(src, cols);
-                if let Some(c) = self.softcap {
-                    for (y, v) in scratch.iter_mut().zip(row) {
-                        *y = c * (v.to_f64() / self.tau / c).tanh();
-                    }
-                }
-                let lse = if self.forward {
-                    let f: RowForward = match self.softcap {
-                        Some(_) => RowForward {
-                            // Accuracy is judged on the logits themselves (capping can round
-                            // distinct large logits to one value).
-                            correct: target.is_some_and(|t| first_max_is(row, t)),
-                            ..ce::row_forward(isa, &scratch[..], target, &self.p64)
-                        },
-                        None => ce::row_forward(isa, row, target, &self.p),
-                    };
+            batch[count] = ce::SmallRow {
+                src: self.x.wrapping_add(r * cols),
+                dst: if self.grad.is_null() {
+                    self.grad
+                } else {
+                    self.grad.wrapping_add(r * cols)
+                },
+                t,
+                // SAFETY: lse is valid for `rows` entries (see `general_row`).
+                saved_lse: if self.forward {
+                    0.0
+                } else {
+                    unsafe { *self.lse.add(r) }
+                },
+                g: self.g_scalar * self.g_rows.map_or(1.0, |g| g[r]),
+            };
+            index[count] = r;
+            count += 1;
+            if count == lanes {
+                correct += self.flush(
+                    isa,
+                    &batch[..count],
+                    &index[..count],
+                    &mut scratch,
+                    &mut small_scratch,
+                );
+                count = 0;
+            }
+        }
+        if count > 0 {
+            correct += self.flush(
+                isa,
+                &batch[..count],
+                &index[..count],
+                &mut scratch,
+                &mut small_scratch,
+            );
+        }
+        correct
+    }
+}
+
+impl<E: Element> CeTask<'_, E> {
+    /// Runs one small batch and records its results; rows it hands back take the general path.
+    #[inline(always)]
+    fn flush<S: Isa>(
+        &self,
+        isa: S,
+        batch: &[ce::SmallRow<E>],
+        index: &[usize],
+        scratch: &mut [f64],
+        small: &mut [E::Real],
+    ) -> usize {
+        let mut results = [RowForward::default(); ce::BATCH_MAX];
+        // SAFETY: every row is one of this task's rows (valid for `cols` elements, grad equal
+        // to or disjoint from the logits, rows disjoint), its target < cols, and 0 < cols ≤
+        // SMALL_VECTORS · LANES (checked by the caller).
+        let special = unsafe {
+            ce::small_batch(
+                isa,
+                batch,
+                self.cols,
+                self.forward,
+                &self.p,
+                &mut results,
+                small,
+            )
+        };
+        let mut correct = 0;
+        for (i, &r) in index.iter().enumerate() {
+            if special >> i & 1 != 0 {
+                correct += self.general_row(isa, r, scratch);
+            } else if self.forward {
+                let f = &results[i];
+                // SAFETY: lse / loss / z are valid for `rows` entries owned by this task.
+                unsafe {
                     *self.lse.add(r) = f.lse;
                     *self.loss.add(r) = f.loss;
                     *self.z.add(r) = f.z;
-                    correct += usize::from(f.correct);
-                    f.lse
-                } else {
-                    *self.lse.add(r)
-                };
-                if self.grad.is_null() {
-                    continue;
                 }
-                let Some(t) = target else {
-                    core::ptr::write_bytes(dst, 0, cols);
-                    continue;
+                correct += usize::from(f.correct);
+            }
+        }
+        correct
+    }
+
+    /// Row `r` through the general kernels (any length, soft-capping, special values).
+    /// Returns 1 when the target is the row's first maximum (forward only).
+    #[inline(always)]
+    fn general_row<S: Isa>(&self, isa: S, r: usize, scratch: &mut [f64]) -> usize {
+        let cols = self.cols;
+        let t = self.targets[r];
+        let target = (t != IGNORED).then_some(t);
+        let src = self.x.wrapping_add(r * cols);
+        let dst = if self.grad.is_null() {
+            self.grad
+        } else {
+            self.grad.wrapping_add(r * cols)
+        };
+        let g = self.g_scalar * self.g_rows.map_or(1.0, |g| g[r]);
+        let mut correct = 0;
+        // SAFETY: the driver guarantees x (and grad, when not null) valid for rows × cols
+        // elements, equal or disjoint, and lse / loss / z valid for `rows` entries, owned
+        // by this task.
+        unsafe {
+            let row = core::slice::from_raw_parts(src, cols);
+            if let Some(c) = self.softcap {
+                for (y, v) in scratch.iter_mut().zip(row) {
+                    *y = c * (v.to_f64() / self.tau / c).tanh();
+                }
+            }
+            let lse = if self.forward {
+                let f: RowForward = match self.softcap {
+                    Some(_) => RowForward {
+                        // Accuracy is judged on the logits themselves (capping can round
+                        // distinct large logits to one value).
+                        correct: target.is_some_and(|t| first_max_is(row, t)),
+                        ..ce::row_forward(isa, scratch, target, &self.p64)
+                    },
+                    None => ce::row_forward(isa, row, target, &self.p),
                 };
-                match self.softcap {
-                    None => ce::row_gradient(isa, src, dst, cols, t, lse, g, &self.p),
-                    Some(c) => {
-                        let y = scratch.as_mut_ptr();
-                        ce::row_gradient(isa, y, y, cols, t, lse, g, &self.p64);
-                        // Chain rule: dy/dx = sech²(x/(τc)) / τ.
-                        for (j, &gy) in scratch.iter().enumerate() {
-                            let ch = ((*src.add(j)).to_f64() / self.tau / c).cosh();
-                            *dst.add(j) = E::from_f64(gy / (self.tau * ch * ch));
-                        }
+                *self.lse.add(r) = f.lse;
+                *self.loss.add(r) = f.loss;
+                *self.z.add(r) = f.z;
+                correct += usize::from(f.correct);
+                f.lse
+            } else {
+                *self.lse.add(r)
+            };
+            if self.grad.is_null() {
+                return correct;
+            }
+            let Some(t) = target else {
+                core::ptr::write_bytes(dst, 0, cols);
+                return correct;
+            };
+            match self.softcap {
+                None => ce::row_gradient(isa, src, dst, cols, t, lse, g, &self.p),
+                Some(c) => {
+                    let y = scratch.as_mut_ptr();
+                    ce::row_gradient(isa, y, y, cols, t, lse, g, &self.p64);
+                    // Chain rule: dy/dx = sech²(x/(τc)) / τ.
+                    for (j, &gy) in scratch.iter().enumerate() {
+                        let ch = ((*src.add(j)).to_f64() / self.tau / c).cosh();
+                        *dst.add(j) = E::from_f64(gy / (self.tau * ch * ch));
                     }
                 }
             }

@@ -170,8 +170,8 @@ fn scaled_gap<S: Isa, E: Element>(isa: S, x: VecOf<S, E>, m_scaled: VecOf<S, E>)
     )
 }
 
-/// 2^-5: see [`scaled_gap`].
-const GAP_SCALE: f64 = 1.0 / 32.0;
+/// 2^-64: see [`scaled_gap`]; a row would need 2^63 maximal weighted gaps to overflow the sum.
+const GAP_SCALE: f64 = 1.0 / 18446744073709551616.0;
 
 /// Σ_j w_j (m − x_j) · GAP_SCALE over a row whose maximum is m (terms ≥ 0; a zero weight
 /// removes its term even where x_j = −inf).
@@ -495,170 +495,402 @@ unsafe fn special_gradient<E: Element, R: Real>(
     unsafe { *dst.add(t) = E::from_f64(value) };
 }
 
-/// A row of at most `row::SMALL_VECTORS` vectors (a classifier's classes, the seed's 20-token
-/// vocabulary), held in registers: one exponential per element serves the loss and the
-/// gradient, and the per-row scalar work is one logarithm and one exponential.
-///
-/// Forward (`saved_lse == None`) returns the row's results; with `dst` not null it also writes
-/// the gradient. Backward (`saved_lse == Some`) recomputes the same exponentials and writes the
-/// gradient from the saved lse: the gradient is p_j = e_j · e^(M/τ − lse) in both, so the two
-/// agree bitwise. Returns `None`, having written nothing, for rows the general path must take
-/// (a maximum that is not finite or is degenerate, NaN).
-///
-/// # Safety
-/// `src` valid for reading `n` elements, `dst` null or valid for writing `n` elements (equal to
-/// `src` or disjoint), `0 < n ≤ SMALL_VECTORS · LANES`, `t < n`.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-pub(crate) unsafe fn small_row<S: Isa, E: Element>(
-    isa: S,
-    src: *const E,
-    dst: *mut E,
+/// Where the vectors of a small row lie: vector j covers columns off(j) .. off(j) + LANES.
+/// With n ≥ LANES the last one ends at n, overlapping its predecessor (its repeated lanes are
+/// left out of the sums); a shorter row is one partial vector padded with −inf.
+#[derive(Copy, Clone)]
+struct SmallShape {
+    lanes: usize,
+    k: usize,
+    last: usize,
+    full: bool,
     n: usize,
-    t: usize,
-    saved_lse: Option<f64>,
-    g: f64,
-    p: &CeParams<E::Real>,
-    iota: VecOf<S, E>,
-) -> Option<RowForward> {
-    // SAFETY: forwarded.
-    unsafe {
-        if p.sc.is_identity() {
-            small_row_impl::<S, E, false>(isa, src, dst, n, t, saved_lse, g, p, iota)
+}
+
+impl SmallShape {
+    #[inline(always)]
+    fn new(lanes: usize, n: usize) -> Self {
+        let full = n >= lanes;
+        SmallShape {
+            lanes,
+            k: n.div_ceil(lanes),
+            last: if full { n - lanes } else { 0 },
+            full,
+            n,
+        }
+    }
+
+    #[inline(always)]
+    fn off(self, j: usize) -> usize {
+        if j + 1 == self.k {
+            self.last
         } else {
-            small_row_impl::<S, E, true>(isa, src, dst, n, t, saved_lse, g, p, iota)
+            j * self.lanes
+        }
+    }
+
+    /// Loads vector j of the row at `src`.
+    ///
+    /// # Safety
+    /// `src` valid for reading n elements, j < k.
+    #[inline(always)]
+    unsafe fn load<S: Isa, E: Element>(self, isa: S, src: *const E, j: usize) -> VecOf<S, E> {
+        // SAFETY: off(j) + LANES ≤ n when `full`, else one vector of n elements.
+        unsafe {
+            if self.full {
+                E::load(isa, src.add(self.off(j)))
+            } else {
+                load_elems(isa, src, self.n, <E::Real as Real>::NEG_INFINITY)
+            }
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Most rows one small batch holds (the widest vector's lane count).
+pub(crate) const BATCH_MAX: usize = 16;
+
+/// The compute-precision values a small batch keeps its exponentials in (not in `dst`: a
+/// half-precision gradient buffer could not hold them, and in place they would overwrite
+/// logits still to be read).
+pub(crate) const SMALL_SCRATCH: usize = BATCH_MAX * row::SMALL_VECTORS * BATCH_MAX;
+
+/// One row of a small batch.
+#[derive(Copy, Clone)]
+pub(crate) struct SmallRow<E> {
+    pub src: *const E,
+    /// Null when no gradient is wanted.
+    pub dst: *mut E,
+    /// The target class (< n).
+    pub t: usize,
+    /// The saved log-sum-exp (backward only).
+    pub saved_lse: f64,
+    /// The gradient's scale for this row.
+    pub g: f64,
+}
+
+/// Rows of at most `row::SMALL_VECTORS` vectors (a classifier's classes, the seed's 20-token
+/// vocabulary), `LANES` rows at a time: each row's maximum and sums are reduced across its
+/// lanes for all rows of the batch together (`FloatVec::transpose_max` / `transpose_sum_f64`),
+/// so the batch's rows run side by side instead of one latency-bound reduction chain after
+/// another. One exponential per element serves the loss and the gradient (stored in `dst`
+/// and rescaled from L1); the per-row scalar work is one logarithm and one exponential.
+///
+/// Forward (`forward == true`) fills `out[i]` with row i's results; with `dst` not null it
+/// also writes the gradient. Backward recomputes the same exponentials and writes the gradient
+/// from the saved lse: the gradient is p_j = e_j · e^(M/τ − lse) in both, so the two agree
+/// bitwise; the arithmetic of a row does not depend on the other rows of its batch.
+///
+/// Returns a bit mask of the rows left for the general path (a maximum that is not finite or
+/// is degenerate, NaN): nothing of theirs was read past the first pass or written.
+///
+/// # Safety
+/// For every row: `src` valid for reading `n` elements, `dst` null (for all rows, or for
+/// none) or valid for writing `n` elements (equal to `src` or disjoint from every row), rows
+/// disjoint; `0 < n ≤ SMALL_VECTORS · LANES`, `t < n`, `0 < rows.len() ≤ LANES`;
+/// `scratch.len() ≥ SMALL_SCRATCH`.
 #[inline(always)]
-unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
+pub(crate) unsafe fn small_batch<S: Isa, E: Element>(
     isa: S,
-    src: *const E,
-    dst: *mut E,
+    rows: &[SmallRow<E>],
     n: usize,
-    t: usize,
-    saved_lse: Option<f64>,
-    g: f64,
+    forward: bool,
     p: &CeParams<E::Real>,
-    iota: VecOf<S, E>,
-) -> Option<RowForward> {
-    const K: usize = row::SMALL_VECTORS;
-    let lanes = VecOf::<S, E>::LANES;
-    debug_assert!(n > 0 && n <= K * lanes && t < n);
-    let ninf = <E::Real as Real>::NEG_INFINITY;
-    let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
-    let k = n.div_ceil(lanes);
-    let mut v = [splat::<S, E>(isa, ninf); K];
-    for (j, vj) in v.iter_mut().enumerate().take(k) {
-        let len = lanes.min(n - j * lanes);
-        // SAFETY: j * lanes + len <= n.
-        *vj = unsafe { load_elems(isa, src.add(j * lanes), len, ninf) };
-    }
-    let mut acc = v[0];
-    for vj in &v[1..k] {
-        acc = vj.max(acc);
-    }
-    let m = acc.reduce_max();
-    if !(m > ninf && m < <E::Real as Real>::INFINITY) || is_degenerate(m, &p.sc) {
-        return None;
-    }
-    // The first maximal entry (NaN rows leave below, through the sums).
-    let mv = splat::<S, E>(isa, m);
-    let mut first_max = usize::MAX;
-    for (j, vj) in v.iter().enumerate().take(k) {
-        let bits = VecOf::<S, E>::mask_bits(vj.eq(mv));
-        if bits != 0 {
-            first_max = j * lanes + bits.trailing_zeros() as usize;
-            break;
+    out: &mut [RowForward],
+    scratch: &mut [E::Real],
+) -> u32 {
+    // SAFETY: forwarded.
+    unsafe {
+        if p.sc.is_identity() {
+            small_batch_impl::<S, E, false>(isa, rows, n, forward, p, out, scratch)
+        } else {
+            small_batch_impl::<S, E, true>(isa, rows, n, forward, p, out, scratch)
         }
     }
-    // SAFETY: t < n.
-    let xt = unsafe { *src.add(t) }.to_f64();
-    let mf = m.to_f64();
-    let tau = p.sc.tau;
-    let term = row::ExpTerm::<S, E, SCALED, true>::new(isa, m, &p.sc);
-    // The sum without the target's lane, and the target's own term.
-    let (jt, lt) = (t / lanes, t % lanes);
-    let target_lane = iota.eq(splat::<S, E>(isa, <E::Real as Real>::from_f64(lt as f64)));
-    let mut others_vec = zero;
-    for (j, vj) in v.iter_mut().enumerate().take(k) {
-        *vj = term.apply(*vj);
-        others_vec = others_vec.add(if j == jt {
-            VecOf::<S, E>::select(target_lane, zero, *vj)
-        } else {
-            *vj
-        });
+}
+
+#[inline(always)]
+unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
+    isa: S,
+    rows: &[SmallRow<E>],
+    n: usize,
+    forward: bool,
+    p: &CeParams<E::Real>,
+    out: &mut [RowForward],
+    scratch: &mut [E::Real],
+) -> u32 {
+    const K: usize = row::SMALL_VECTORS;
+    let lanes = VecOf::<S, E>::LANES;
+    let count = rows.len();
+    debug_assert!(lanes <= BATCH_MAX && count > 0 && count <= lanes);
+    debug_assert!(n > 0 && n <= K * lanes);
+    let ninf = <E::Real as Real>::NEG_INFINITY;
+    let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
+    let shape = SmallShape::new(lanes, n);
+    let (k, last, full) = (shape.k, shape.last, shape.full);
+    let iota_values: [E::Real; BATCH_MAX] =
+        core::array::from_fn(|i| <E::Real as Real>::from_f64(i as f64));
+    // SAFETY: BATCH_MAX ≥ LANES values.
+    let iota = unsafe { <VecOf<S, E> as FloatVec>::load(isa, iota_values.as_ptr()) };
+    let fresh_last = iota.ge(splat::<S, E>(
+        isa,
+        <E::Real as Real>::from_f64(((k - 1) * lanes - last) as f64),
+    ));
+    // Lanes past `count`, and rows found special, compute on a row of zeros (target 0) whose
+    // results are dropped (and gradient never written), so every lane runs the same code.
+    let zeros = [E::from_f64(0.0); K * BATCH_MAX];
+    let want_grad = !rows[0].dst.is_null();
+    let scratch = &mut scratch[..lanes * K * lanes];
+    let dummy = SmallRow {
+        src: zeros.as_ptr(),
+        dst: core::ptr::null_mut(),
+        t: 0,
+        saved_lse: 0.0,
+        g: 0.0,
+    };
+    let mut batch = [dummy; BATCH_MAX];
+    batch[..count].copy_from_slice(rows);
+
+    // Pass 1: maxima (and NaN screening), before anything is written.
+    let mut row_max = [zero; BATCH_MAX];
+    let mut special = 0u32;
+    let mut x_target = [0.0f64; BATCH_MAX];
+    for (r, row) in batch.iter().enumerate().take(lanes) {
+        // SAFETY: t < n.
+        x_target[r] = unsafe { *row.src.add(row.t) }.to_f64();
+        let mut acc = splat::<S, E>(isa, ninf);
+        let mut nan = acc.lt(acc);
+        for j in 0..k {
+            let v = shape.load::<S, E>(isa, row.src, j);
+            acc = v.max(acc);
+            nan = VecOf::<S, E>::mask_or(nan, v.is_nan());
+        }
+        row_max[r] = acc;
+        special |= u32::from(VecOf::<S, E>::mask_bits(nan) != 0) << r;
     }
-    let e_t = v[jt].and_mask(target_lane).reduce_sum_f64() * unscale::<E>();
-    let s_others = others_vec.reduce_sum_f64() * unscale::<E>();
-    if s_others.is_nan() || e_t.is_nan() {
-        return None;
+    let mut m = [<E::Real as Real>::ZERO; BATCH_MAX];
+    VecOf::<S, E>::transpose_max(&row_max[..lanes], &mut m[..lanes]);
+    for (r, &mr) in m.iter().enumerate().take(count) {
+        let finite = mr > ninf && mr < <E::Real as Real>::INFINITY;
+        if !finite || is_degenerate(mr, &p.sc) {
+            special |= 1 << r;
+        }
     }
-    let mut result = None;
-    let lse = match saved_lse {
-        Some(lse) => lse,
-        None => {
-            let (nll_t, ln_s) = if xt == mf {
-                // e_t = 1 exactly: ln S = ln(1 + S_other) keeps its accuracy as p_t → 1.
-                let l = s_others.ln_1p();
-                (l, l)
+    let special = special & ((1u32 << count) - 1);
+    if special == (1u32 << count) - 1 {
+        return special;
+    }
+    for r in 0..count {
+        if special >> r & 1 != 0 {
+            batch[r] = dummy;
+            m[r] = <E::Real as Real>::ZERO;
+        }
+    }
+    // Label smoothing's Σ w_j (M − x_j), while the logits are still there (in place).
+    let mut gaps = [0.0f64; BATCH_MAX];
+    if forward && p.eps > 0.0 {
+        for r in 0..count {
+            // SAFETY: src is valid for n elements, not yet written.
+            let x = unsafe { core::slice::from_raw_parts(batch[r].src, n) };
+            gaps[r] = weighted_gaps(isa, x, m[r], p.weights);
+        }
+    }
+
+    // Pass 2 (from L1): the exponentials, stored for the gradient, and per row the sum
+    // without the target, the target's own term and the first maximal column.
+    let mut others_v = [zero; BATCH_MAX];
+    let mut target_v = [zero; BATCH_MAX];
+    let mut first_max = [0usize; BATCH_MAX];
+    for (r, row) in batch.iter().enumerate().take(lanes) {
+        let term = row::ExpTerm::<S, E, SCALED, true>::new(isa, m[r], &p.sc);
+        let mv = splat::<S, E>(isa, m[r]);
+        let mut others = zero;
+        let mut target = zero;
+        let mut fm = usize::MAX;
+        for j in 0..k {
+            let v = shape.load::<S, E>(isa, row.src, j);
+            let bits = VecOf::<S, E>::mask_bits(v.eq(mv));
+            fm = fm.min(shape.off(j) + bits.trailing_zeros() as usize);
+            let e = term.apply(v);
+            if want_grad {
+                // SAFETY: (r·K + j + 1)·LANES ≤ LANES·K·LANES = scratch.len().
+                unsafe { e.store(scratch.as_mut_ptr().add((r * K + j) * lanes)) };
+            }
+            let at_t = iota.eq(splat::<S, E>(
+                isa,
+                <E::Real as Real>::from_f64(row.t as f64 - shape.off(j) as f64),
+            ));
+            let (o, tv) = (VecOf::<S, E>::select(at_t, zero, e), e.and_mask(at_t));
+            if j + 1 == k {
+                others = others.add(o.and_mask(fresh_last));
+                target = target.add(tv.and_mask(fresh_last));
             } else {
-                // x_t < M, so p_t ≤ 1/2: no cancellation.
-                let l = (s_others + e_t).ln();
-                (scaled_gap_f64(mf, xt, tau.inv) + l, l)
-            };
-            let lse = mf * tau.inv + ln_s;
-            let wt = p.weight(t);
-            let mut ce = coeff_mul((1.0 - p.eps) * wt, nll_t);
+                others = others.add(o);
+                target = target.add(tv);
+            }
+        }
+        others_v[r] = others;
+        target_v[r] = target;
+        first_max[r] = fm;
+    }
+    let mut s_others = [0.0f64; BATCH_MAX];
+    let mut e_target = [0.0f64; BATCH_MAX];
+    VecOf::<S, E>::transpose_sum_f64(&others_v[..lanes], &mut s_others[..lanes]);
+    VecOf::<S, E>::transpose_sum_f64(&target_v[..lanes], &mut e_target[..lanes]);
+
+    // The loss from the sums: −ln p_t and ln S for the whole batch at once where the compute
+    // precision is f32 (a vector logarithm accurate far beyond it), per row in f64 otherwise.
+    let tau = p.sc.tau;
+    let mut mf = [0.0f64; BATCH_MAX];
+    for r in 0..lanes {
+        mf[r] = m[r].to_f64();
+        s_others[r] *= unscale::<E>();
+        e_target[r] *= unscale::<E>();
+    }
+    let mut nll = [0.0f64; BATCH_MAX];
+    let mut ln_s = [0.0f64; BATCH_MAX];
+    if forward {
+        if <E::Real as Real>::MANTISSA_DIGITS == f32::MANTISSA_DIGITS {
+            batch_nll_f32(
+                isa, lanes, &s_others, &e_target, &mf, &x_target, tau.inv, &mut nll, &mut ln_s,
+            );
+        } else {
+            for r in 0..count {
+                let (s_o, e_t, xt) = (s_others[r], e_target[r], x_target[r]);
+                (nll[r], ln_s[r]) = if xt == mf[r] {
+                    // e_t = 1 exactly: ln S = ln(1 + S_other) keeps its accuracy as p_t → 1.
+                    let l = s_o.ln_1p();
+                    (l, l)
+                } else {
+                    // x_t < M, so p_t ≤ 1/2: no cancellation.
+                    let l = (s_o + e_t).ln();
+                    (scaled_gap_f64(mf[r], xt, tau.inv) + l, l)
+                };
+            }
+        }
+    }
+    let mut lse = [0.0f64; BATCH_MAX];
+    for r in 0..count {
+        let row = &batch[r];
+        lse[r] = if !forward {
+            row.saved_lse
+        } else {
+            let lse = mf[r] * tau.inv + ln_s[r];
+            let wt = p.weight(row.t);
+            let mut ce = coeff_mul((1.0 - p.eps) * wt, nll[r]);
             if p.eps > 0.0 {
-                // SAFETY: src is valid for n elements (forwarded).
-                let row = unsafe { core::slice::from_raw_parts(src, n) };
-                let gaps = weighted_gaps(isa, row, m, p.weights);
-                ce += smoothing_term(gaps, p, n, ln_s);
+                ce += smoothing_term(gaps[r], p, n, ln_s[r]);
             }
             let z = coeff_mul(p.z * wt, lse * lse);
-            result = Some(RowForward {
+            out[r] = RowForward {
                 loss: ce + z,
                 z,
                 lse,
-                correct: first_max == t,
-            });
+                correct: first_max[r] == row.t,
+            };
             lse
-        }
-    };
-    if dst.is_null() {
-        return result.or(Some(RowForward::default()));
-    }
-    // p_j = e_j · e^(M/τ − lse): from lse, as the general path and `backward` compute it.
-    let factor = (mf * tau.inv - lse).exp();
-    let (a, b_t) = p.coefficients(t, n, lse);
-    let scale = g * tau.inv;
-    let alpha = splat::<S, E>(
-        isa,
-        <E::Real as Real>::from_f64(scale * a * factor * unscale::<E>()),
-    );
-    let neg_beta = splat::<S, E>(isa, <E::Real as Real>::from_f64(-scale * p.eps / n as f64));
-    let weights = if p.eps > 0.0 { p.weights } else { None };
-    for (j, vj) in v.iter().enumerate().take(k) {
-        let len = lanes.min(n - j * lanes);
-        let neg_b = match weights {
-            None => neg_beta,
-            // SAFETY: j * lanes + len <= n; the weights have n entries.
-            Some(w) => {
-                unsafe { load_weights::<S, E>(isa, w.as_ptr().add(j * lanes), len) }.mul(neg_beta)
-            }
         };
-        // SAFETY: j * lanes + len <= n.
-        unsafe { store_elems::<S, E>(vj.mul_add(alpha, neg_b), dst.add(j * lanes), len) };
     }
-    let others = s_others * factor;
-    let p_t = e_t * factor;
-    let value = scale * (-b_t * others + (a - b_t) * p_t);
-    // SAFETY: t < n.
-    unsafe { *dst.add(t) = E::from_f64(value) };
-    result.or(Some(RowForward::default()))
+    if !want_grad {
+        return special;
+    }
+    // The gradient from lse: p_j = e_j · e^(M/τ − lse), as the general path and `backward`
+    // compute it (the factor's exponential for the whole batch at once).
+    let mut factor = [0.0f64; BATCH_MAX];
+    for r in 0..lanes {
+        factor[r] = mf[r] * tau.inv - lse[r];
+    }
+    batch_exp(isa, lanes, &mut factor);
+    for r in 0..count {
+        if special >> r & 1 != 0 {
+            continue;
+        }
+        let row = &batch[r];
+        let t = row.t;
+        let (s_o, e_t, factor) = (s_others[r], e_target[r], factor[r]);
+        let lse = lse[r];
+        let (a, b_t) = p.coefficients(t, n, lse);
+        let scale = row.g * tau.inv;
+        let alpha = splat::<S, E>(
+            isa,
+            <E::Real as Real>::from_f64(scale * a * factor * unscale::<E>()),
+        );
+        let neg_beta = splat::<S, E>(isa, <E::Real as Real>::from_f64(-scale * p.eps / n as f64));
+        let weights = if p.eps > 0.0 { p.weights } else { None };
+        for j in 0..k {
+            // SAFETY: as for the store above.
+            let ej = unsafe { VecOf::<S, E>::load(isa, scratch.as_ptr().add((r * K + j) * lanes)) };
+            let len = if full { lanes } else { n };
+            let neg_b = match weights {
+                None => neg_beta,
+                // SAFETY: shape.off(j) + len ≤ n; the weights have n entries.
+                Some(w) => unsafe { load_weights::<S, E>(isa, w.as_ptr().add(shape.off(j)), len) }
+                    .mul(neg_beta),
+            };
+            // SAFETY: shape.off(j) + len ≤ n.
+            unsafe {
+                store_elems::<S, E>(ej.mul_add(alpha, neg_b), row.dst.add(shape.off(j)), len)
+            };
+        }
+        let value = scale * (-b_t * (s_o * factor) + (a - b_t) * (e_t * factor));
+        // SAFETY: t < n.
+        unsafe { *row.dst.add(t) = E::from_f64(value) };
+    }
+    special
+}
+
+/// −ln p_t and ln S for a batch of f32-precision rows, `S::F64::LANES` rows per vector:
+/// −ln p_t = ln(1 + S_other) when the target is the maximum (e_t = 1; accurate as p_t → 1),
+/// else (M − x_t)/τ + ln S (then p_t ≤ 1/2: no cancellation).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn batch_nll_f32<S: Isa>(
+    isa: S,
+    rows: usize,
+    s_others: &[f64],
+    e_target: &[f64],
+    max: &[f64],
+    x_target: &[f64],
+    inv_tau: f64,
+    nll: &mut [f64],
+    ln_s: &mut [f64],
+) {
+    let w = <S::F64 as FloatVec>::LANES;
+    let one = S::F64::splat(isa, 1.0);
+    let inv = S::F64::splat(isa, inv_tau);
+    let mut i = 0;
+    while i + w <= rows {
+        // SAFETY: i + w ≤ rows ≤ every slice's length.
+        unsafe {
+            let s_o = S::F64::load(isa, s_others.as_ptr().add(i));
+            let e_t = S::F64::load(isa, e_target.as_ptr().add(i));
+            let m = S::F64::load(isa, max.as_ptr().add(i));
+            let xt = S::F64::load(isa, x_target.as_ptr().add(i));
+            let s = s_o.add(e_t);
+            let l = crate::simd::log::ln_at_least_one(isa, s);
+            // ln(1 + u) = ln(w) · u / (w − 1) with w = 1 + u rounded: exact to the log's
+            // accuracy even where u is below w's rounding (and u itself where w = 1).
+            let log1p = S::F64::select(s.eq(one), s_o, l.mul(s_o).div(s.sub(one)));
+            let gap_form = m.sub(xt).mul_add(inv, l);
+            S::F64::select(xt.eq(m), log1p, gap_form).store(nll.as_mut_ptr().add(i));
+            l.store(ln_s.as_mut_ptr().add(i));
+        }
+        i += w;
+    }
+}
+
+/// e^x in place, `S::F64::LANES` values per vector (`x.len()` a multiple of it).
+#[inline(always)]
+fn batch_exp<S: Isa>(isa: S, rows: usize, x: &mut [f64]) {
+    let w = <S::F64 as FloatVec>::LANES;
+    let mut i = 0;
+    while i + w <= rows {
+        // SAFETY: i + w ≤ rows ≤ x.len().
+        unsafe {
+            let v = S::F64::load(isa, x.as_ptr().add(i));
+            crate::simd::exp::exp(isa, v).store(x.as_mut_ptr().add(i));
+        }
+        i += w;
+    }
 }
 
 /// Loads `len ≤ LANES` elements at `ptr`, the lanes past `len` set to `pad`.

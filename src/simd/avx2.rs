@@ -177,6 +177,11 @@ impl FloatVec for F32x8 {
         Self(unsafe { _mm256_mul_ps(self.0, b.0) })
     }
     #[inline(always)]
+    fn div(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm256_div_ps(self.0, b.0) })
+    }
+    #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         // SAFETY: see the comment above this impl (FMA is part of the V3 level).
         Self(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
@@ -242,6 +247,22 @@ impl FloatVec for F32x8 {
         Self(unsafe { _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(self.0))) })
     }
     #[inline(always)]
+    fn split_exponent(self) -> (Self, Self) {
+        // SAFETY: see the comment above this impl.
+        unsafe {
+            let bits = _mm256_castps_si256(self.0);
+            let m = _mm256_or_si256(
+                _mm256_and_si256(bits, _mm256_set1_epi32(0x007F_FFFF)),
+                _mm256_set1_epi32(0x3F80_0000),
+            );
+            let k = _mm256_sub_ps(
+                _mm256_cvtepi32_ps(_mm256_srli_epi32::<23>(bits)),
+                _mm256_set1_ps(127.0),
+            );
+            (Self(_mm256_castsi256_ps(m)), Self(k))
+        }
+    }
+    #[inline(always)]
     fn reduce_max(self) -> f32 {
         let lanes: [f32; 8] = lanes_f32(self.0);
         lanes[1..]
@@ -256,6 +277,66 @@ impl FloatVec for F32x8 {
             let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(self.0));
             F64x4(_mm256_add_pd(lo, hi)).reduce_sum_f64()
         }
+    }
+    #[inline(always)]
+    fn transpose_max(v: &[Self], out: &mut [f32]) {
+        let (v, out) = (&v[..8], &mut out[..8]);
+        // SAFETY: see the comment above this impl.
+        unsafe {
+            // Pairs of adjacent lanes of two vectors: [a01 a23 b01 b23 | a45 a67 b45 b67].
+            let (ab, cd) = (max_pairs(v[0].0, v[1].0), max_pairs(v[2].0, v[3].0));
+            let (ef, gh) = (max_pairs(v[4].0, v[5].0), max_pairs(v[6].0, v[7].0));
+            // [a0123 b c d | a4567 b c d] and the same for e … h.
+            let (abcd, efgh) = (max_pairs(ab, cd), max_pairs(ef, gh));
+            let r = _mm256_max_ps(
+                _mm256_permute2f128_ps::<0x20>(abcd, efgh),
+                _mm256_permute2f128_ps::<0x31>(abcd, efgh),
+            );
+            _mm256_storeu_ps(out.as_mut_ptr(), r);
+        }
+    }
+    #[inline(always)]
+    fn transpose_sum_f64(v: &[Self], out: &mut [f64]) {
+        let (v, out) = (&v[..8], &mut out[..8]);
+        // Lane i of each f64 vector: x_i + x_(i+4), then the f64 transpose for four rows.
+        let lo = [
+            widen_halves(v[0]),
+            widen_halves(v[1]),
+            widen_halves(v[2]),
+            widen_halves(v[3]),
+        ];
+        let hi = [
+            widen_halves(v[4]),
+            widen_halves(v[5]),
+            widen_halves(v[6]),
+            widen_halves(v[7]),
+        ];
+        F64x4::transpose_sum_f64(&lo, &mut out[..4]);
+        F64x4::transpose_sum_f64(&hi, &mut out[4..]);
+    }
+}
+
+/// The maxima of adjacent lane pairs of `a` and `b`: [a01 a23 b01 b23 | a45 a67 b45 b67].
+#[inline(always)]
+fn max_pairs(a: __m256, b: __m256) -> __m256 {
+    // SAFETY: only reached from `F32x8` methods, whose values prove AVX support.
+    unsafe {
+        _mm256_max_ps(
+            _mm256_shuffle_ps::<0b10_00_10_00>(a, b),
+            _mm256_shuffle_ps::<0b11_01_11_01>(a, b),
+        )
+    }
+}
+
+/// Lane i: a_i + a_(i+4), in f64.
+#[inline(always)]
+fn widen_halves(a: F32x8) -> F64x4 {
+    // SAFETY: `a` exists only through an AVX token.
+    unsafe {
+        F64x4(_mm256_add_pd(
+            _mm256_cvtps_pd(_mm256_castps256_ps128(a.0)),
+            _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(a.0)),
+        ))
     }
 }
 
@@ -350,6 +431,11 @@ impl FloatVec for F64x4 {
         Self(unsafe { _mm256_mul_pd(self.0, b.0) })
     }
     #[inline(always)]
+    fn div(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm256_div_pd(self.0, b.0) })
+    }
+    #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         // SAFETY: see the comment above the f32 impl.
         Self(unsafe { _mm256_fmadd_pd(self.0, b.0, c.0) })
@@ -415,6 +501,28 @@ impl FloatVec for F64x4 {
         Self(unsafe { _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_castpd_si256(self.0))) })
     }
     #[inline(always)]
+    fn split_exponent(self) -> (Self, Self) {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe {
+            let bits = _mm256_castpd_si256(self.0);
+            let m = _mm256_or_si256(
+                _mm256_and_si256(bits, _mm256_set1_epi64x(0x000F_FFFF_FFFF_FFFF)),
+                _mm256_set1_epi64x(0x3FF0_0000_0000_0000),
+            );
+            // The biased exponent (sign bit 0) in the low mantissa bits of 2^52, then
+            // 2^52 + 1023 subtracted: exact, without AVX-512's 64-bit integer conversion.
+            let e = _mm256_or_si256(
+                _mm256_srli_epi64::<52>(bits),
+                _mm256_set1_epi64x(0x4330_0000_0000_0000),
+            );
+            let k = _mm256_sub_pd(
+                _mm256_castsi256_pd(e),
+                _mm256_set1_pd(4_503_599_627_371_519.0),
+            );
+            (Self(_mm256_castsi256_pd(m)), Self(k))
+        }
+    }
+    #[inline(always)]
     fn reduce_max(self) -> f64 {
         let lanes = lanes_f64(self.0);
         lanes[1..]
@@ -425,5 +533,43 @@ impl FloatVec for F64x4 {
     fn reduce_sum_f64(self) -> f64 {
         let l = lanes_f64(self.0);
         (l[0] + l[2]) + (l[1] + l[3])
+    }
+    #[inline(always)]
+    fn transpose_max(v: &[Self], out: &mut [f64]) {
+        let (v, out) = (&v[..4], &mut out[..4]);
+        // SAFETY: see the comment above the f32 impl.
+        unsafe {
+            // [a01 b01 a23 b23] and [c01 d01 c23 d23], then the 128-bit halves.
+            let (ab, cd) = (
+                _mm256_max_pd(
+                    _mm256_unpacklo_pd(v[0].0, v[1].0),
+                    _mm256_unpackhi_pd(v[0].0, v[1].0),
+                ),
+                _mm256_max_pd(
+                    _mm256_unpacklo_pd(v[2].0, v[3].0),
+                    _mm256_unpackhi_pd(v[2].0, v[3].0),
+                ),
+            );
+            let r = _mm256_max_pd(
+                _mm256_permute2f128_pd::<0x20>(ab, cd),
+                _mm256_permute2f128_pd::<0x31>(ab, cd),
+            );
+            _mm256_storeu_pd(out.as_mut_ptr(), r);
+        }
+    }
+    #[inline(always)]
+    fn transpose_sum_f64(v: &[Self], out: &mut [f64]) {
+        let (v, out) = (&v[..4], &mut out[..4]);
+        // SAFETY: see the comment above the f32 impl.
+        unsafe {
+            // Every row i: (x0 + x1) + (x2 + x3).
+            let ab = _mm256_hadd_pd(v[0].0, v[1].0);
+            let cd = _mm256_hadd_pd(v[2].0, v[3].0);
+            let r = _mm256_add_pd(
+                _mm256_permute2f128_pd::<0x20>(ab, cd),
+                _mm256_permute2f128_pd::<0x31>(ab, cd),
+            );
+            _mm256_storeu_pd(out.as_mut_ptr(), r);
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! after run-time detection succeeded; that is what makes the intrinsic calls sound.
 
 pub(crate) mod exp;
+pub(crate) mod log;
 mod real;
 pub(crate) mod scalar;
 
@@ -164,6 +165,7 @@ pub trait FloatVec: Copy + Debug {
     fn add(self, b: Self) -> Self;
     fn sub(self, b: Self) -> Self;
     fn mul(self, b: Self) -> Self;
+    fn div(self, b: Self) -> Self;
     /// `self * b + c` with one rounding.
     fn mul_add(self, b: Self, c: Self) -> Self;
     /// `if self > b { self } else { b }` (x86 `maxps`).
@@ -189,10 +191,24 @@ pub trait FloatVec: Copy + Debug {
     /// 52) and reinterprets back: turns `ROUND_MAGIC + bias + n` into `2^n`.
     fn shl_mantissa(self) -> Self;
 
+    /// For positive, normal, finite lanes x = m · 2^k: returns (m ∈ [1, 2), k as a float).
+    /// Other lanes give unspecified (but non-trapping) values.
+    fn split_exponent(self) -> (Self, Self);
+
     /// Lane-wise maximum with the x86 rule applied left to right (lane 0 first).
     fn reduce_max(self) -> Self::Real;
     /// Sum of the lanes, accumulated in f64.
     fn reduce_sum_f64(self) -> f64;
+
+    /// `out[i]` = the largest lane of `v[i]`, for `LANES` vectors at once (one vector per
+    /// row in the batched kernels; a transpose folded into the reduction tree). Lanes holding
+    /// NaN give an unspecified result: callers screen NaN separately.
+    fn transpose_max(v: &[Self], out: &mut [Self::Real]);
+
+    /// `out[i]` = the sum of the lanes of `v[i]` accumulated in f64, for `LANES` vectors at
+    /// once, every `i` through the same addition tree (so a row's sum does not depend on its
+    /// position in the batch).
+    fn transpose_sum_f64(v: &[Self], out: &mut [f64]);
 }
 
 /// A kernel body generic over the instruction set, run by [`dispatch`] (crate-internal: the

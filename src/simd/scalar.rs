@@ -104,6 +104,10 @@ macro_rules! scalar_vec {
                 self * b
             }
             #[inline(always)]
+            fn div(self, b: Self) -> Self {
+                self / b
+            }
+            #[inline(always)]
             fn mul_add(self, b: Self, c: Self) -> Self {
                 // Fused, as on the vector paths, so every path rounds the same way.
                 <$t>::mul_add(self, b, c)
@@ -173,12 +177,32 @@ macro_rules! scalar_vec {
                 <$t>::from_bits(self.to_bits().wrapping_shl($shift))
             }
             #[inline(always)]
+            fn split_exponent(self) -> (Self, Self) {
+                let bits = self.to_bits();
+                let mantissa_mask = (1 << $shift) - 1;
+                let one = (1.0 as $t).to_bits();
+                let biased = (bits >> $shift) & (2 * (one >> $shift) + 1);
+                let bias = (one >> $shift) as $t;
+                (
+                    <$t>::from_bits((bits & mantissa_mask) | one),
+                    biased as $t - bias,
+                )
+            }
+            #[inline(always)]
             fn reduce_max(self) -> $t {
                 self
             }
             #[inline(always)]
             fn reduce_sum_f64(self) -> f64 {
                 self as f64
+            }
+            #[inline(always)]
+            fn transpose_max(v: &[Self], out: &mut [$t]) {
+                out[0] = v[0];
+            }
+            #[inline(always)]
+            fn transpose_sum_f64(v: &[Self], out: &mut [f64]) {
+                out[0] = v[0] as f64;
             }
         }
     };
