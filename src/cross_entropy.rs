@@ -654,7 +654,7 @@ impl<E: Element> Kernel for CeTask<'_, E> {
         }; ce::BATCH_MAX];
         let mut index = [0usize; ce::BATCH_MAX];
         let mut count = 0;
-        let mut small_scratch = vec![<E::Real as Real>::ZERO; ce::SMALL_SCRATCH];
+        let mut small_scratch = vec![<E::Real as Real>::ZERO; ce::small_scratch_len(lanes)];
         for r in 0..self.rows {
             let t = self.targets[r];
             if t == IGNORED {
@@ -682,7 +682,7 @@ impl<E: Element> Kernel for CeTask<'_, E> {
             if count == lanes {
                 correct += self.flush(
                     isa,
-                    &batch[..count],
+                    &batch[..lanes],
                     &index[..count],
                     &mut scratch,
                     &mut small_scratch,
@@ -693,7 +693,7 @@ impl<E: Element> Kernel for CeTask<'_, E> {
         if count > 0 {
             correct += self.flush(
                 isa,
-                &batch[..count],
+                &batch[..lanes],
                 &index[..count],
                 &mut scratch,
                 &mut small_scratch,
@@ -704,7 +704,8 @@ impl<E: Element> Kernel for CeTask<'_, E> {
 }
 
 impl<E: Element> CeTask<'_, E> {
-    /// Runs one small batch and records its results; rows it hands back take the general path.
+    /// Runs one small batch (`batch` holds LANES rows, the first `index.len()` of them this
+    /// batch's) and records its results; rows it hands back take the general path.
     #[inline(always)]
     fn flush<S: Isa>(
         &self,
@@ -716,12 +717,14 @@ impl<E: Element> CeTask<'_, E> {
     ) -> usize {
         let mut results = [RowForward::default(); ce::BATCH_MAX];
         // SAFETY: every row is one of this task's rows (valid for `cols` elements, grad equal
-        // to or disjoint from the logits, rows disjoint), its target < cols, and 0 < cols ≤
+        // to or disjoint from the logits, rows disjoint; entries past `count` are rows of
+        // earlier batches or the task's first row), its target < cols, and 0 < cols ≤
         // SMALL_VECTORS · LANES (checked by the caller).
         let special = unsafe {
             ce::small_batch(
                 isa,
                 batch,
+                index.len(),
                 self.cols,
                 self.forward,
                 &self.p,

@@ -552,7 +552,9 @@ pub(crate) const BATCH_MAX: usize = 16;
 /// The compute-precision values a small batch keeps its exponentials in (not in `dst`: a
 /// half-precision gradient buffer could not hold them, and in place they would overwrite
 /// logits still to be read).
-pub(crate) const SMALL_SCRATCH: usize = BATCH_MAX * row::SMALL_VECTORS * BATCH_MAX;
+pub(crate) const fn small_scratch_len(lanes: usize) -> usize {
+    lanes * row::SMALL_VECTORS * lanes
+}
 
 /// One row of a small batch.
 #[derive(Copy, Clone)]
@@ -586,12 +588,15 @@ pub(crate) struct SmallRow<E> {
 /// # Safety
 /// For every row: `src` valid for reading `n` elements, `dst` null (for all rows, or for
 /// none) or valid for writing `n` elements (equal to `src` or disjoint from every row), rows
-/// disjoint; `0 < n ≤ SMALL_VECTORS · LANES`, `t < n`, `0 < rows.len() ≤ LANES`;
-/// `scratch.len() ≥ SMALL_SCRATCH`.
+/// disjoint; `0 < n ≤ SMALL_VECTORS · LANES`, `t < n`; `rows.len() ≥ LANES`, of which the
+/// first `0 < count ≤ LANES` are computed (the others only read, and must be valid rows);
+/// `scratch.len() ≥ small_scratch_len(LANES)`.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) unsafe fn small_batch<S: Isa, E: Element>(
     isa: S,
     rows: &[SmallRow<E>],
+    count: usize,
     n: usize,
     forward: bool,
     p: &CeParams<E::Real>,
@@ -601,17 +606,19 @@ pub(crate) unsafe fn small_batch<S: Isa, E: Element>(
     // SAFETY: forwarded.
     unsafe {
         if p.sc.is_identity() {
-            small_batch_impl::<S, E, false>(isa, rows, n, forward, p, out, scratch)
+            small_batch_impl::<S, E, false>(isa, rows, count, n, forward, p, out, scratch)
         } else {
-            small_batch_impl::<S, E, true>(isa, rows, n, forward, p, out, scratch)
+            small_batch_impl::<S, E, true>(isa, rows, count, n, forward, p, out, scratch)
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     isa: S,
     rows: &[SmallRow<E>],
+    count: usize,
     n: usize,
     forward: bool,
     p: &CeParams<E::Real>,
@@ -620,8 +627,7 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
 ) -> u32 {
     const K: usize = row::SMALL_VECTORS;
     let lanes = VecOf::<S, E>::LANES;
-    let count = rows.len();
-    debug_assert!(lanes <= BATCH_MAX && count > 0 && count <= lanes);
+    debug_assert!(lanes <= BATCH_MAX && count > 0 && count <= lanes && rows.len() >= lanes);
     debug_assert!(n > 0 && n <= K * lanes);
     let ninf = <E::Real as Real>::NEG_INFINITY;
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
@@ -635,20 +641,20 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         isa,
         <E::Real as Real>::from_f64(((k - 1) * lanes - last) as f64),
     ));
-    // Lanes past `count`, and rows found special, compute on a row of zeros (target 0) whose
-    // results are dropped (and gradient never written), so every lane runs the same code.
-    let zeros = [E::from_f64(0.0); K * BATCH_MAX];
+    // The column index of every lane of vector j, to find the target's lane.
+    let mut columns = [zero; K];
+    for (j, c) in columns.iter_mut().enumerate().take(k) {
+        *c = iota.add(splat::<S, E>(
+            isa,
+            <E::Real as Real>::from_f64(shape.off(j) as f64),
+        ));
+    }
     let want_grad = !rows[0].dst.is_null();
     let scratch = &mut scratch[..lanes * K * lanes];
-    let dummy = SmallRow {
-        src: zeros.as_ptr(),
-        dst: core::ptr::null_mut(),
-        t: 0,
-        saved_lse: 0.0,
-        g: 0.0,
-    };
-    let mut batch = [dummy; BATCH_MAX];
-    batch[..count].copy_from_slice(rows);
+    // Lanes past `count` compute on whatever valid rows the caller left there, and rows found
+    // special run on through the vector code too, so every lane runs the same code: their
+    // results are dropped and nothing of theirs is written (lanes never mix).
+    let batch = &rows[..lanes];
 
     // Pass 1: maxima (and NaN screening), before anything is written.
     let mut row_max = [zero; BATCH_MAX];
@@ -659,10 +665,13 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         x_target[r] = unsafe { *row.src.add(row.t) }.to_f64();
         let mut acc = splat::<S, E>(isa, ninf);
         let mut nan = acc.lt(acc);
-        for j in 0..k {
-            let v = shape.load::<S, E>(isa, row.src, j);
-            acc = v.max(acc);
-            nan = VecOf::<S, E>::mask_or(nan, v.is_nan());
+        // Loops to the constant K with a guard unroll fully; k is the same for every row.
+        for j in 0..K {
+            if j < k {
+                let v = shape.load::<S, E>(isa, row.src, j);
+                acc = v.max(acc);
+                nan = VecOf::<S, E>::mask_or(nan, v.is_nan());
+            }
         }
         row_max[r] = acc;
         special |= u32::from(VecOf::<S, E>::mask_bits(nan) != 0) << r;
@@ -678,12 +687,6 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     let special = special & ((1u32 << count) - 1);
     if special == (1u32 << count) - 1 {
         return special;
-    }
-    for r in 0..count {
-        if special >> r & 1 != 0 {
-            batch[r] = dummy;
-            m[r] = <E::Real as Real>::ZERO;
-        }
     }
     // Label smoothing's Σ w_j (M − x_j), while the logits are still there (in place).
     let mut gaps = [0.0f64; BATCH_MAX];
@@ -706,7 +709,8 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         let mut others = zero;
         let mut target = zero;
         let mut fm = usize::MAX;
-        for j in 0..k {
+        let t = splat::<S, E>(isa, <E::Real as Real>::from_f64(row.t as f64));
+        for (j, column) in columns.iter().enumerate().take(k) {
             let v = shape.load::<S, E>(isa, row.src, j);
             let bits = VecOf::<S, E>::mask_bits(v.eq(mv));
             fm = fm.min(shape.off(j) + bits.trailing_zeros() as usize);
@@ -715,10 +719,7 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
                 // SAFETY: (r·K + j + 1)·LANES ≤ LANES·K·LANES = scratch.len().
                 unsafe { e.store(scratch.as_mut_ptr().add((r * K + j) * lanes)) };
             }
-            let at_t = iota.eq(splat::<S, E>(
-                isa,
-                <E::Real as Real>::from_f64(row.t as f64 - shape.off(j) as f64),
-            ));
+            let at_t = column.eq(t);
             let (o, tv) = (VecOf::<S, E>::select(at_t, zero, e), e.and_mask(at_t));
             if j + 1 == k {
                 others = others.add(o.and_mask(fresh_last));
@@ -816,7 +817,10 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         );
         let neg_beta = splat::<S, E>(isa, <E::Real as Real>::from_f64(-scale * p.eps / n as f64));
         let weights = if p.eps > 0.0 { p.weights } else { None };
-        for j in 0..k {
+        for j in 0..K {
+            if j >= k {
+                continue;
+            }
             // SAFETY: as for the store above.
             let ej = unsafe { VecOf::<S, E>::load(isa, scratch.as_ptr().add((r * K + j) * lanes)) };
             let len = if full { lanes } else { n };
