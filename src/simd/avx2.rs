@@ -573,3 +573,45 @@ impl FloatVec for F64x4 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposed_reductions() {
+        let Some(isa) = Avx2::try_new() else { return };
+        let rows: Vec<[f32; 8]> = (0..8)
+            .map(|r| core::array::from_fn(|c| ((r * 8 + c) % 11) as f32 - 4.5))
+            .collect();
+        // SAFETY: 8 values per row.
+        let v: Vec<F32x8> = rows
+            .iter()
+            .map(|r| unsafe { F32x8::load(isa, r.as_ptr()) })
+            .collect();
+        let mut max = [0f32; 8];
+        let mut sum = [0f64; 8];
+        F32x8::transpose_max(&v, &mut max);
+        F32x8::transpose_sum_f64(&v, &mut sum);
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(max[i], row.iter().cloned().fold(f32::MIN, f32::max));
+            assert_eq!(sum[i], row.iter().map(|&x| x as f64).sum::<f64>());
+        }
+        let rows64: Vec<[f64; 4]> = (0..4)
+            .map(|r| core::array::from_fn(|c| ((r * 4 + c) % 7) as f64 * 0.75 - 3.0))
+            .collect();
+        // SAFETY: 4 values per row.
+        let w: Vec<F64x4> = rows64
+            .iter()
+            .map(|r| unsafe { F64x4::load(isa, r.as_ptr()) })
+            .collect();
+        let mut max = [0f64; 4];
+        let mut sum = [0f64; 4];
+        F64x4::transpose_max(&w, &mut max);
+        F64x4::transpose_sum_f64(&w, &mut sum);
+        for (i, row) in rows64.iter().enumerate() {
+            assert_eq!(max[i], row.iter().cloned().fold(f64::MIN, f64::max));
+            assert_eq!(sum[i], row.iter().sum::<f64>());
+        }
+    }
+}
