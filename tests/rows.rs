@@ -153,12 +153,14 @@ fn rows_that_span_blocks_segments_and_the_store_limit() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
+    // Offsets near ±2^14 (f32) and 2^20 (f64) put a row's blocks on both sides of the limit of
+    // the base-relative exponential (`simd::exp::exp_from_base`).
     #[test]
     fn random_shapes_f32(rows in 1usize..6, cols in 1usize..3000, seed in any::<u64>(),
                          family in 0u8..4, scale in prop::sample::select(SCALES.to_vec()),
-                         offset in prop::sample::select(vec![0.0, 1e4, -1e8, 3e38]),
+                         offset in prop::sample::select(vec![0.0, 1e4, 16380.0, -16390.0, -1e8, 3e38]),
                          specials in any::<bool>(), align in 0usize..8,
                          tau in prop::sample::select(vec![1.0, 0.5, 3.0])) {
         check_all::<f32>(rows, cols, seed, family, scale, offset, specials, tau, align);
@@ -167,7 +169,7 @@ proptest! {
     #[test]
     fn random_shapes_f64(rows in 1usize..6, cols in 1usize..3000, seed in any::<u64>(),
                          family in 0u8..4, scale in prop::sample::select(SCALES.to_vec()),
-                         offset in prop::sample::select(vec![0.0, 1e4, -1e8, 1e300]),
+                         offset in prop::sample::select(vec![0.0, 1e4, 1048570.0, -1e8, 1e300]),
                          specials in any::<bool>(), align in 0usize..8,
                          tau in prop::sample::select(vec![1.0, 0.5, 3.0])) {
         check_all::<f64>(rows, cols, seed, family, scale, offset, specials, tau, align);

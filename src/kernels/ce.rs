@@ -22,7 +22,7 @@ use super::row::{
     self, input_floor, is_degenerate, splat, unscale, LaneSum, Scale, ScaleVecs, Stats, VecMap,
 };
 use crate::element::{Element, VecOf};
-use crate::simd::exp::exp_scaled;
+use crate::simd::exp::{exp_base, exp_from_base, exp_scaled};
 use crate::simd::{FloatVec, Isa, Real};
 
 /// The options of a call, as the row kernels use them.
@@ -340,6 +340,15 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
         return unsafe { special_gradient(src, dst, n, t, g, p) };
     }
     let (a, b_t) = p.coefficients(t, n, lse);
+    let floor = input_floor(m.to_f64(), &p.sc);
+    // Unscaled rows take the terms relative to a base c on the grid of `exp_from_base`
+    // (c ≈ lse, |c − lse| ≤ 1/BASE_GRID), which spares the exact difference x − m.
+    let base = if p.sc.is_identity() {
+        exp_base::<E::Real>(m.to_f64())
+    } else {
+        None
+    };
+    let m = base.unwrap_or(m);
     // p_j = e^((x_j − m)/τ) · e^−r with r = lse − m/τ (tiny), m/τ formed with its error.
     let mf = m.to_f64();
     let q = mf * tau.inv;
@@ -352,7 +361,8 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
     let map = GradMap::<S, E> {
         isa,
         neg_m: splat::<S, E>(isa, -m),
-        floor: splat::<S, E>(isa, input_floor(mf, &p.sc)),
+        base: splat::<S, E>(isa, m),
+        floor: splat::<S, E>(isa, floor),
         sc: ScaleVecs::new(isa, &p.sc),
         alpha: splat::<S, E>(isa, <E::Real as Real>::from_f64(alpha)),
         neg_beta: splat::<S, E>(isa, <E::Real as Real>::from_f64(-beta)),
@@ -361,8 +371,9 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
     // SAFETY: the two stretches lie inside the row; the target entry is written last, after
     // its logit was read above.
     let others = unsafe {
-        let before = gradient_stretch(&map, src, dst, 0, t, weights, p.sc.is_identity());
-        let after = gradient_stretch(&map, src, dst, t + 1, n, weights, p.sc.is_identity());
+        let fast = base.is_some();
+        let before = gradient_stretch(&map, src, dst, 0, t, weights, fast);
+        let after = gradient_stretch(&map, src, dst, t + 1, n, weights, fast);
         (before + after) * unscale::<E>() * shift
     };
     let p_t = ((xt - mf) * tau.inv - r).exp();
@@ -375,6 +386,8 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
 struct GradMap<S: Isa, E: Element> {
     isa: S,
     neg_m: VecOf<S, E>,
+    /// m itself, when it lies on the grid of `exp_from_base` (unscaled rows).
+    base: VecOf<S, E>,
     floor: VecOf<S, E>,
     sc: ScaleVecs<S, E>,
     alpha: VecOf<S, E>,
@@ -383,9 +396,13 @@ struct GradMap<S: Isa, E: Element> {
 
 impl<S: Isa, E: Element> GradMap<S, E> {
     #[inline(always)]
-    fn term<const SCALED: bool>(&self, x: VecOf<S, E>) -> VecOf<S, E> {
+    fn term<const EXACT: bool>(&self, x: VecOf<S, E>) -> VecOf<S, E> {
         let x = self.floor.max(x);
-        let (hi, lo) = row::scaled_diff_exact::<S, E, SCALED>(x, self.neg_m, self.sc);
+        if !EXACT {
+            return exp_from_base(self.isa, x, self.base);
+        }
+        // Scaled rows, and |m| too large for the grid (τ = 1 in the scaled form).
+        let (hi, lo) = row::scaled_diff_exact::<S, E, true>(x, self.neg_m, self.sc);
         exp_scaled::<_, false>(self.isa, hi, Some(lo))
     }
 }
@@ -402,11 +419,11 @@ unsafe fn gradient_stretch<S: Isa, E: Element>(
     start: usize,
     end: usize,
     weights: Option<&[E::Real]>,
-    identity: bool,
+    fast: bool,
 ) -> f64 {
     // SAFETY: forwarded.
     unsafe {
-        match (identity, weights) {
+        match (fast, weights) {
             (true, None) => stretch_impl::<S, E, false, false>(f, src, dst, start, end, None),
             (false, None) => stretch_impl::<S, E, true, false>(f, src, dst, start, end, None),
             (true, w) => stretch_impl::<S, E, false, true>(f, src, dst, start, end, w),
@@ -416,7 +433,7 @@ unsafe fn gradient_stretch<S: Isa, E: Element>(
 }
 
 #[inline(always)]
-unsafe fn stretch_impl<S: Isa, E: Element, const SCALED: bool, const WEIGHTED: bool>(
+unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const WEIGHTED: bool>(
     f: &GradMap<S, E>,
     src: *const E,
     dst: *mut E,
@@ -436,7 +453,7 @@ unsafe fn stretch_impl<S: Isa, E: Element, const SCALED: bool, const WEIGHTED: b
         // SAFETY: i + len <= end <= n; src/dst valid for n elements, weights for n entries.
         // Padding lanes hold x = −inf (e = 0), and are not stored.
         unsafe {
-            let e = f.term::<SCALED>(load_elems(isa, src.add(i), len, ninf));
+            let e = f.term::<EXACT>(load_elems(isa, src.add(i), len, ninf));
             let neg_b = if WEIGHTED {
                 load_weights::<S, E>(isa, w_ptr.add(i), len).mul(f.neg_beta)
             } else {

@@ -34,7 +34,7 @@
 
 use super::reduce::max_scan;
 use crate::element::{load_tail, store_tail, Element, VecOf};
-use crate::simd::exp::{exp_scaled, pow2};
+use crate::simd::exp::{exp_base, exp_from_base, exp_scaled, pow2};
 use crate::simd::{FloatVec, Isa, Real};
 
 /// Elements per statistics block (chosen by measurement, see docs/design.md).
@@ -301,17 +301,15 @@ impl<S: Isa, E: Element> ScaleVecs<S, E> {
 /// term (computed with the exact argument) there. `out`, when given, is `x` itself or a buffer
 /// of the same length that does not overlap it.
 #[inline(always)]
-fn block_sum_exp<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
+fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     isa: S,
     src: *const E,
     dst: *mut E,
     n: usize,
-    m: E::Real,
-    sc: &Scale<E::Real>,
+    term: &impl VecMap<VecOf<S, E>>,
 ) -> f64 {
     let lanes = VecOf::<S, E>::LANES;
     let ninf = <E::Real as Real>::NEG_INFINITY;
-    let term = ExpTerm::<S, E, SCALED, STORE>::new(isa, m, sc);
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
     // One accumulator fed by pairs: the exponential needs most of the 16 vector registers.
     let mut acc = zero;
@@ -522,6 +520,33 @@ impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> VecMap<VecOf<S, 
     }
 }
 
+/// e^(x − c) · 2^SCALE_SHIFT for a base c from [`exp_base`] (unscaled rows), inputs clamped at
+/// the floor of the reference point c stands for.
+#[derive(Copy, Clone)]
+pub(crate) struct BaseTerm<S: Isa, E: Element> {
+    isa: S,
+    floor: VecOf<S, E>,
+    base: VecOf<S, E>,
+}
+
+impl<S: Isa, E: Element> BaseTerm<S, E> {
+    #[inline(always)]
+    pub(crate) fn new(isa: S, floor: E::Real, base: E::Real) -> Self {
+        BaseTerm {
+            isa,
+            floor: splat::<S, E>(isa, floor),
+            base: splat::<S, E>(isa, base),
+        }
+    }
+}
+
+impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
+    #[inline(always)]
+    fn apply(&self, v: VecOf<S, E>) -> VecOf<S, E> {
+        exp_from_base(self.isa, self.floor.max(v), self.base)
+    }
+}
+
 /// Statistics of one block, optionally storing e^((x − m_b)/τ) into `dst`.
 ///
 /// # Safety
@@ -542,7 +567,21 @@ unsafe fn block_stats<S: Isa, E: Element, const SCALED: bool, const STORE: bool>
         // SAFETY: forwarded from the caller.
         return unsafe { special_block(src, dst, n, m, STORE) };
     }
-    let sum = block_sum_exp::<S, E, SCALED, STORE>(isa, src, dst, n, m, sc);
+    if STORE && !SCALED {
+        // Stored terms are relative to the block's base c (≈ m), which is where the block's
+        // statistics then stand; the rescaling pass uses the same c.
+        if let Some(c) = exp_base::<E::Real>(m.to_f64()) {
+            let term = BaseTerm::<S, E>::new(isa, input_floor(m.to_f64(), sc), c);
+            let sum = block_sum_exp::<S, E, true>(isa, src, dst, n, &term);
+            return Stats::new(c.to_f64(), sum);
+        }
+        // |m| too large for the grid: the exact TwoSum argument (τ = 1 in the scaled form).
+        let term = ExpTerm::<S, E, true, true>::new(isa, m, sc);
+        let sum = block_sum_exp::<S, E, true>(isa, src, dst, n, &term);
+        return Stats::new(m.to_f64(), sum);
+    }
+    let term = ExpTerm::<S, E, SCALED, STORE>::new(isa, m, sc);
+    let sum = block_sum_exp::<S, E, STORE>(isa, src, dst, n, &term);
     Stats::new(m.to_f64(), sum)
 }
 
@@ -841,31 +880,39 @@ unsafe fn write_softmax<S: Isa, E: Element, const SCALED: bool>(
     sc: &Scale<E::Real>,
     stream: bool,
 ) {
-    let f = SoftmaxMap::<S, E, SCALED> {
-        isa,
-        neg_m: splat::<S, E>(isa, <E::Real as Real>::from_f64(-st.max)),
-        floor: splat::<S, E>(isa, input_floor(st.max, sc)),
+    let ninf = <E::Real as Real>::NEG_INFINITY;
+    let floor = input_floor(st.max, sc);
+    if !SCALED {
+        if let Some(c) = exp_base::<E::Real>(st.max) {
+            // e^(x − M)/S = e^(x − c) · e^(c − M)/S; c − M is exact.
+            let factor = unscale::<E>() / st.sum * (c.to_f64() - st.max).exp();
+            let f = ScaledBy {
+                term: BaseTerm::<S, E>::new(isa, floor, c),
+                factor: splat::<S, E>(isa, <E::Real as Real>::from_f64(factor)),
+            };
+            // SAFETY: forwarded.
+            return unsafe { map_vectors_to(isa, src, dst, n, ninf, f, stream) };
+        }
+    }
+    // Scaled rows, and |M| too large for the grid: the exact TwoSum argument.
+    let f = ScaledBy {
+        term: ExpTerm::<S, E, true, true>::new(isa, <E::Real as Real>::from_f64(st.max), sc),
         factor: splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>() / st.sum)),
-        sc: ScaleVecs::<S, E>::new(isa, sc),
     };
     // SAFETY: forwarded.
-    unsafe { map_vectors_to(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f, stream) }
+    unsafe { map_vectors_to(isa, src, dst, n, ninf, f, stream) }
 }
 
-struct SoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
-    isa: S,
-    neg_m: VecOf<S, E>,
-    floor: VecOf<S, E>,
-    factor: VecOf<S, E>,
-    sc: ScaleVecs<S, E>,
+/// A term times a constant factor.
+struct ScaledBy<T, V> {
+    term: T,
+    factor: V,
 }
 
-impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for SoftmaxMap<S, E, SCALED> {
+impl<V: FloatVec, T: VecMap<V>> VecMap<V> for ScaledBy<T, V> {
     #[inline(always)]
-    fn apply(&self, x: VecOf<S, E>) -> VecOf<S, E> {
-        let x = self.floor.max(x);
-        let (hi, lo) = scaled_diff_exact::<S, E, SCALED>(x, self.neg_m, self.sc);
-        exp_scaled::<_, false>(self.isa, hi, Some(lo)).mul(self.factor)
+    fn apply(&self, x: V) -> V {
+        self.term.apply(x).mul(self.factor)
     }
 }
 

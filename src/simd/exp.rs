@@ -167,3 +167,37 @@ fn exp_shifted<V: FloatVec, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, 
     let r = estrin(isa, t, t2, V::Real::EXP_POLY, false);
     t_hi.add(t2.mul_add(r, corr)).mul_add(scale, scale)
 }
+
+/// e^(x − c) · 2^SCALE_SHIFT for a base c on the grid of 1/`BASE_GRID` with
+/// |c| < `BASE_LIMIT`, and x in [c + EXP_MIN_ARG − 1/BASE_GRID, c + 1/BASE_GRID] (or NaN): the
+/// output passes' exponential, as accurate as [`exp_scaled`] with the exact argument but
+/// without forming x − c exactly (a TwoSum, five more operations per vector).
+///
+/// With n = round((x − c)·log2 e) from the rounded difference, a = c + n·BASE_LN2_HI is exact
+/// (both lie on the grid and the sum has at most MANTISSA_DIGITS bits there), so x − a is the
+/// exact reduced argument up to one rounding at its own small scale (≤ 2^-26 for f32, which moves
+/// the result by under 0.3 ULP). With t = x − a − n·BASE_LN2_LO and s = 2^(n + SCALE_SHIFT) the
+/// result is `fma(t·s, P(t), s)`, P(t) = (e^t − 1)/t, the leading 1 added exactly at the end.
+#[inline(always)]
+pub(crate) fn exp_from_base<V: FloatVec>(isa: V::Isa, x: V, c: V) -> V {
+    let magic = splat::<V>(isa, magic::<V::Real>(V::Real::SCALE_SHIFT));
+    let biased = x.sub(c).mul_add(splat(isa, V::Real::LOG2E), magic);
+    let scale = biased.shl_mantissa();
+    let n = biased.sub(magic);
+    let a = n.mul_add(splat(isa, V::Real::BASE_LN2_HI), c);
+    let t = n.mul_add(splat(isa, -V::Real::BASE_LN2_LO), x.sub(a));
+    let p = estrin(isa, t, t.mul(t), V::Real::EXP_POLY, true);
+    t.mul(scale).mul_add(p, scale)
+}
+
+/// The base [`exp_from_base`] takes for a row or block whose reference point (maximum or
+/// log-sum-exp) is `m`: m rounded to the nearest point of the grid, or `None` where |m| is too
+/// large for the grid (or m is not finite) and the caller must form the argument exactly.
+#[inline(always)]
+pub(crate) fn exp_base<R: Real>(m: f64) -> Option<R> {
+    if m.abs() < R::BASE_LIMIT {
+        Some(R::from_f64((m * R::BASE_GRID).round() / R::BASE_GRID))
+    } else {
+        None
+    }
+}
