@@ -18,6 +18,7 @@
 //! Rows whose maximum is not finite (NaN, ±inf) or so large that the exponential degenerates
 //! take scalar code that applies the special-value rules directly.
 
+use super::reduce::max_scan;
 use super::row::{
     self, input_floor, is_degenerate, splat, unscale, LaneSum, Scale, ScaleVecs, Stats, VecMap,
 };
@@ -112,27 +113,72 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
             ..RowForward::default()
         };
     };
+    let n = x.len();
+    if takes_cached_path::<E>(n, p) {
+        let scan = RowScan::new(isa, x, t);
+        if !scan.regular(p) {
+            return RowForward {
+                correct: scan.correct(t),
+                ..special_forward(x, t, p)
+            };
+        }
+        let gaps = smoothing_gaps(isa, x, scan.m, p);
+        let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
+        map.ahead = n;
+        // SAFETY: the stretches lie inside x; nothing is written in SUM mode.
+        let s_others =
+            unsafe { others_sum::<S, E, SUM>(&map, x.as_ptr(), core::ptr::null_mut(), n, t, None) };
+        return finish_forward(&scan, map.reference, s_others, gaps, n, t, p);
+    }
     let left = row::row_stats(isa, &x[..t], &p.sc);
     let right = row::row_stats(isa, &x[t + 1..], &p.sc);
     let others = left.merge(right, tau);
     let xt = x[t].to_f64();
-    let nan = others.sum.is_nan() || xt.is_nan();
-    let correct = !nan && (t == 0 || xt > left.max) && xt >= right.max;
-    let m = if xt > others.max { xt } else { others.max };
-    let regular = m.is_finite() && !nan && !is_degenerate(<E::Real as Real>::from_f64(m), &p.sc);
-    if !regular {
+    let scan = RowScan {
+        left: left.max,
+        right: right.max,
+        xt,
+        m: if xt > others.max { xt } else { others.max },
+        nan: others.sum.is_nan() || xt.is_nan(),
+    };
+    if !scan.regular(p) {
         return RowForward {
-            correct,
+            correct: scan.correct(t),
             ..special_forward(x, t, p)
         };
     }
-    let e_t = Stats::weight(xt, m, tau);
     let s_others = if others.sum == 0.0 {
         0.0
     } else {
-        let w = Stats::weight(others.max, m, tau);
+        let w = Stats::weight(others.max, scan.m, tau);
         others.sum.mul_add(w, others.comp * w)
     };
+    let gaps = smoothing_gaps(isa, x, scan.m, p);
+    finish_forward(&scan, scan.m, s_others, gaps, n, t, p)
+}
+
+/// The forward results of a regular row from Σ_{j≠t} e^((x_j − reference)/τ) and the smoothing
+/// gaps.
+#[inline(always)]
+fn finish_forward<R: Real>(
+    scan: &RowScan,
+    reference: f64,
+    s_others: f64,
+    gaps: f64,
+    n: usize,
+    t: usize,
+    p: &CeParams<R>,
+) -> RowForward {
+    let tau = p.sc.tau;
+    let m = scan.m;
+    let xt = scan.xt;
+    // Relative to the maximum M (reference − M is exact and tiny, or 0).
+    let s_others = if reference == m {
+        s_others
+    } else {
+        s_others * Stats::weight(reference, m, tau)
+    };
+    let e_t = Stats::weight(xt, m, tau);
     let s = s_others + e_t;
     let ln_s = s.ln();
     let lse = m * tau.inv + ln_s;
@@ -147,15 +193,14 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
     let mut ce = coeff_mul((1.0 - p.eps) * wt, nll_t);
     if p.eps > 0.0 {
         // Σ_j w_j (−ln p_j) = Σ_j w_j (M − x_j)/τ + W ln S.
-        let gaps = weighted_gaps(isa, x, <E::Real as Real>::from_f64(m), p.weights);
-        ce += smoothing_term(gaps, p, x.len(), ln_s);
+        ce += smoothing_term(gaps, p, n, ln_s);
     }
     let z = coeff_mul(p.z * wt, lse * lse);
     RowForward {
         loss: ce + z,
         z,
         lse,
-        correct,
+        correct: scan.correct(t),
     }
 }
 
@@ -331,62 +376,219 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
     g: f64,
     p: &CeParams<E::Real>,
 ) {
-    let tau = p.sc.tau;
-    let m = <E::Real as Real>::from_f64(lse * tau.value);
     // SAFETY: t < n.
     let xt = unsafe { *src.add(t) }.to_f64();
+    let weights = if p.eps > 0.0 { p.weights } else { None };
+    if takes_cached_path::<E>(n, p) {
+        // SAFETY: src is valid for n elements; the slice is dropped before any write.
+        let scan = RowScan::new(isa, unsafe { core::slice::from_raw_parts(src, n) }, t);
+        if !scan.regular(p) || !lse.is_finite() {
+            // SAFETY: forwarded.
+            return unsafe { special_gradient(src, dst, n, t, g, p) };
+        }
+        let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
+        map.ahead = n;
+        let f = GradFactors::new(&map, t, n, lse, g, p);
+        map.set_factors(&f);
+        // SAFETY: t < n; the target entry is written last, after its logit was read above.
+        unsafe {
+            let others = others_sum::<S, E, GRAD>(&map, src, dst, n, t, weights) * f.shift;
+            *dst.add(t) = E::from_f64(f.target_entry(others, xt, p.sc.tau.inv));
+        }
+        return;
+    }
+    let tau = p.sc.tau;
+    let m = <E::Real as Real>::from_f64(lse * tau.value);
     if !(lse.is_finite() && m.to_f64().is_finite()) || is_degenerate(m, &p.sc) {
         // SAFETY: forwarded.
         return unsafe { special_gradient(src, dst, n, t, g, p) };
     }
-    let (a, b_t) = p.coefficients(t, n, lse);
-    let floor = input_floor(m.to_f64(), &p.sc);
-    // Unscaled rows take the terms relative to a base c on the grid of `exp_from_base`
-    // (c ≈ lse, |c − lse| ≤ 1/BASE_GRID), which spares the exact difference x − m.
-    let base = if p.sc.is_identity() {
-        exp_base::<E::Real>(m.to_f64())
-    } else {
-        None
+    // The terms relative to m ≈ lse·τ (≥ every logit).
+    let mut map = GradMap::<S, E>::new(isa, m, p);
+    let f = GradFactors::new(&map, t, n, lse, g, p);
+    map.set_factors(&f);
+    // SAFETY: t < n; the target entry is written last, after its logit was read above.
+    unsafe {
+        let others = others_sum::<S, E, GRAD>(&map, src, dst, n, t, weights) * f.shift;
+        *dst.add(t) = E::from_f64(f.target_entry(others, xt, tau.inv));
+    }
+}
+
+/// Softmax cross-entropy forward and gradient of one regular row in one exponential per entry
+/// (rows on the cached path, whose element type holds the compute precision): the terms
+/// e^((x_j − c)) are stored into `dst` while the row is summed, and once lse is known a second
+/// pass over the stored terms (from cache) turns them into gradient entries. Bitwise equal to
+/// [`row_forward`] followed by [`row_gradient`], which compute the same terms in the same order.
+/// Returns `None`, having written nothing, for a row that is not regular or not on the cached
+/// path (the caller then takes those two functions).
+///
+/// # Safety
+/// As [`row_gradient`].
+#[inline(always)]
+pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    t: usize,
+    g: f64,
+    p: &CeParams<E::Real>,
+) -> Option<RowForward> {
+    if core::mem::size_of::<E>() != core::mem::size_of::<E::Real>() || !takes_cached_path::<E>(n, p)
+    {
+        return None;
+    }
+    // SAFETY: src is valid for n elements; the slice is dropped before the first write.
+    let (scan, gaps) = unsafe {
+        let x = core::slice::from_raw_parts(src, n);
+        let scan = RowScan::new(isa, x, t);
+        if !scan.regular(p) {
+            return None;
+        }
+        (scan, smoothing_gaps(isa, x, scan.m, p))
     };
-    let m = base.unwrap_or(m);
-    // p_j = e^((x_j − m)/τ) · e^−r with r = lse − m/τ (tiny), m/τ formed with its error.
-    let mf = m.to_f64();
-    let q = mf * tau.inv;
-    let q_err = mf.mul_add(tau.inv, -q) + mf * tau.inv_lo;
-    let r = (lse - q) - q_err;
-    let shift = (-r).exp();
-    let scale = g * tau.inv;
-    let alpha = scale * a * shift * unscale::<E>();
-    let beta = scale * p.eps / n as f64;
-    let map = GradMap::<S, E> {
-        isa,
-        neg_m: splat::<S, E>(isa, -m),
-        base: splat::<S, E>(isa, m),
-        floor: splat::<S, E>(isa, floor),
-        sc: ScaleVecs::new(isa, &p.sc),
-        alpha: splat::<S, E>(isa, <E::Real as Real>::from_f64(alpha)),
-        neg_beta: splat::<S, E>(isa, <E::Real as Real>::from_f64(-beta)),
-    };
+    let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
+    map.ahead = n;
+    // SAFETY: the stretches lie inside the row and skip t; each term is stored where its
+    // logit was just read.
+    let s_others = unsafe { others_sum::<S, E, STORE>(&map, src, dst, n, t, None) };
+    let fwd = finish_forward(&scan, map.reference, s_others, gaps, n, t, p);
+    let f = GradFactors::new(&map, t, n, fwd.lse, g, p);
+    map.set_factors(&f);
     let weights = if p.eps > 0.0 { p.weights } else { None };
-    // SAFETY: the two stretches lie inside the row; the target entry is written last, after
-    // its logit was read above.
-    let others = unsafe {
-        let fast = base.is_some();
-        let before = gradient_stretch(&map, src, dst, 0, t, weights, fast);
-        let after = gradient_stretch(&map, src, dst, t + 1, n, weights, fast);
-        (before + after) * unscale::<E>() * shift
-    };
-    let p_t = ((xt - mf) * tau.inv - r).exp();
-    let value = scale * (-b_t * others + (a - b_t) * p_t);
-    // SAFETY: t < n.
-    unsafe { *dst.add(t) = E::from_f64(value) };
+    // SAFETY: as above; the stored terms are turned into gradient entries in place.
+    unsafe {
+        rescale_stretch(&map, dst, 0, t, weights);
+        rescale_stretch(&map, dst, t + 1, n, weights);
+        let others = s_others * f.shift;
+        *dst.add(t) = E::from_f64(f.target_entry(others, scan.xt, p.sc.tau.inv));
+    }
+    Some(fwd)
+}
+
+/// Whether a row of `n` entries takes the cached path: a read-only pass for its maximum (and
+/// NaN), then the exponentials relative to that maximum from cache. Unscaled rows that fit in
+/// the L2 / L3 caches; scaled rows and longer ones keep the blocked online statistics.
+#[inline(always)]
+fn takes_cached_path<E: Element>(n: usize, p: &CeParams<E::Real>) -> bool {
+    p.sc.is_identity() && n * core::mem::size_of::<E>() <= row::STORE_LIMIT_BYTES
+}
+
+/// The first read of a row on the cached path: the maxima left and right of the target (NaN
+/// ignored, and recorded apart).
+#[derive(Copy, Clone)]
+struct RowScan {
+    left: f64,
+    right: f64,
+    xt: f64,
+    m: f64,
+    nan: bool,
+}
+
+impl RowScan {
+    #[inline(always)]
+    fn new<S: Isa, E: Element>(isa: S, x: &[E], t: usize) -> RowScan {
+        let (left, nan_l) = max_scan::<S, E, true>(isa, &x[..t]);
+        let (right, nan_r) = max_scan::<S, E, true>(isa, &x[t + 1..]);
+        let xt = x[t].to_f64();
+        let (left, right) = (left.to_f64(), right.to_f64());
+        let others = if left > right { left } else { right };
+        RowScan {
+            left,
+            right,
+            xt,
+            m: if xt > others { xt } else { others },
+            nan: nan_l || nan_r || xt.is_nan(),
+        }
+    }
+
+    #[inline(always)]
+    fn regular<R: Real>(&self, p: &CeParams<R>) -> bool {
+        self.m.is_finite() && !self.nan && !is_degenerate(R::from_f64(self.m), &p.sc)
+    }
+
+    /// Whether the target is the first maximal entry.
+    #[inline(always)]
+    fn correct(&self, t: usize) -> bool {
+        !self.nan && (t == 0 || self.xt > self.left) && self.xt >= self.right
+    }
+}
+
+/// Σ_j w_j (M − x_j)·GAP_SCALE when label smoothing is on (0 otherwise).
+#[inline(always)]
+fn smoothing_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: f64, p: &CeParams<E::Real>) -> f64 {
+    if p.eps > 0.0 {
+        weighted_gaps(isa, x, <E::Real as Real>::from_f64(m), p.weights)
+    } else {
+        0.0
+    }
+}
+
+/// The scalars of a row's gradient: entry j is α·e_j − β·w_j with e_j the scaled term of
+/// [`GradMap`], and p_j = e_j · 2^-SCALE_SHIFT · shift.
+struct GradFactors {
+    a: f64,
+    b_t: f64,
+    scale: f64,
+    /// lse − reference/τ (tiny), with the reference's scaling error.
+    r: f64,
+    shift: f64,
+    alpha: f64,
+    beta: f64,
+    reference: f64,
+}
+
+impl GradFactors {
+    #[inline(always)]
+    fn new<S: Isa, E: Element>(
+        map: &GradMap<S, E>,
+        t: usize,
+        n: usize,
+        lse: f64,
+        g: f64,
+        p: &CeParams<E::Real>,
+    ) -> GradFactors {
+        let tau = p.sc.tau;
+        let (a, b_t) = p.coefficients(t, n, lse);
+        // p_j = e^((x_j − m)/τ) · e^−r with r = lse − m/τ (tiny), m/τ formed with its error.
+        let mf = map.reference;
+        let q = mf * tau.inv;
+        let q_err = mf.mul_add(tau.inv, -q) + mf * tau.inv_lo;
+        let r = (lse - q) - q_err;
+        let shift = (-r).exp();
+        let scale = g * tau.inv;
+        GradFactors {
+            a,
+            b_t,
+            scale,
+            r,
+            shift,
+            alpha: scale * a * shift * unscale::<E>(),
+            beta: scale * p.eps / n as f64,
+            reference: mf,
+        }
+    }
+
+    /// The target's entry from Σ_{j≠t} p_j: −B_t (1 − p_t) + (A − B_t) p_t without forming
+    /// 1 − p_t.
+    #[inline(always)]
+    fn target_entry(&self, others: f64, xt: f64, inv_tau: f64) -> f64 {
+        let p_t = ((xt - self.reference) * inv_tau - self.r).exp();
+        self.scale * (-self.b_t * others + (self.a - self.b_t) * p_t)
+    }
 }
 
 /// e^((x − m)/τ) · 2^SCALE_SHIFT and the gradient entry α·e − β_j.
 struct GradMap<S: Isa, E: Element> {
     isa: S,
+    /// Terms are e^((x − reference)/τ): the base c ≈ m of `exp_from_base` where the row is
+    /// unscaled and |m| small enough (`fast`), m itself otherwise.
+    reference: f64,
+    fast: bool,
+    /// On the cached path, the row length: each pass over a row also prefetches the next row
+    /// (rows are contiguous), so that its first read overlaps this row's arithmetic. 0: none.
+    ahead: usize,
     neg_m: VecOf<S, E>,
-    /// m itself, when it lies on the grid of `exp_from_base` (unscaled rows).
     base: VecOf<S, E>,
     floor: VecOf<S, E>,
     sc: ScaleVecs<S, E>,
@@ -395,6 +597,37 @@ struct GradMap<S: Isa, E: Element> {
 }
 
 impl<S: Isa, E: Element> GradMap<S, E> {
+    /// The terms of a row whose entries are all ≤ m.
+    #[inline(always)]
+    fn new(isa: S, m: E::Real, p: &CeParams<E::Real>) -> Self {
+        let floor = input_floor(m.to_f64(), &p.sc);
+        let base = if p.sc.is_identity() {
+            exp_base::<E::Real>(m.to_f64())
+        } else {
+            None
+        };
+        let reference = base.unwrap_or(m);
+        let zero = <E::Real as Real>::ZERO;
+        GradMap {
+            isa,
+            reference: reference.to_f64(),
+            fast: base.is_some(),
+            ahead: 0,
+            neg_m: splat::<S, E>(isa, -m),
+            base: splat::<S, E>(isa, reference),
+            floor: splat::<S, E>(isa, floor),
+            sc: ScaleVecs::new(isa, &p.sc),
+            alpha: splat::<S, E>(isa, zero),
+            neg_beta: splat::<S, E>(isa, zero),
+        }
+    }
+
+    #[inline(always)]
+    fn set_factors(&mut self, f: &GradFactors) {
+        self.alpha = splat::<S, E>(self.isa, <E::Real as Real>::from_f64(f.alpha));
+        self.neg_beta = splat::<S, E>(self.isa, <E::Real as Real>::from_f64(-f.beta));
+    }
+
     #[inline(always)]
     fn term<const EXACT: bool>(&self, x: VecOf<S, E>) -> VecOf<S, E> {
         let x = self.floor.max(x);
@@ -407,33 +640,67 @@ impl<S: Isa, E: Element> GradMap<S, E> {
     }
 }
 
-/// Writes the gradient over `[start, end)` of the row and returns Σ e (scaled) over it.
+/// What a pass over a row's terms does besides summing them.
+const SUM: u8 = 0;
+/// ... stores each term into `dst`.
+const STORE: u8 = 1;
+/// ... stores each gradient entry α·e − β_j into `dst`.
+const GRAD: u8 = 2;
+
+/// Σ_{j≠t} e_j · 2^-SCALE_SHIFT over a row, in two stretches around the target, doing `MODE`.
+/// Every mode sums the same terms in the same order, so the forward pass, the fused pass and
+/// `backward` agree bitwise.
 ///
 /// # Safety
-/// As [`row_gradient`], with `start <= end <= n`; `weights`, when given, has `n` entries.
+/// `src` valid for reading `n` elements; unless `MODE == SUM`, `dst` valid for writing them
+/// (equal to `src` or disjoint); `t < n`; `weights`, when given, has `n` entries.
 #[inline(always)]
-unsafe fn gradient_stretch<S: Isa, E: Element>(
+unsafe fn others_sum<S: Isa, E: Element, const MODE: u8>(
+    f: &GradMap<S, E>,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    t: usize,
+    weights: Option<&[E::Real]>,
+) -> f64 {
+    // SAFETY: forwarded; the stretches lie inside the row.
+    unsafe {
+        let before = stretch::<S, E, MODE>(f, src, dst, 0, t, weights);
+        let after = stretch::<S, E, MODE>(f, src, dst, t + 1, n, weights);
+        (before + after) * unscale::<E>()
+    }
+}
+
+/// # Safety
+/// As [`others_sum`], with `start <= end <= n`.
+#[inline(always)]
+unsafe fn stretch<S: Isa, E: Element, const MODE: u8>(
     f: &GradMap<S, E>,
     src: *const E,
     dst: *mut E,
     start: usize,
     end: usize,
     weights: Option<&[E::Real]>,
-    fast: bool,
 ) -> f64 {
     // SAFETY: forwarded.
     unsafe {
-        match (fast, weights) {
-            (true, None) => stretch_impl::<S, E, false, false>(f, src, dst, start, end, None),
-            (false, None) => stretch_impl::<S, E, true, false>(f, src, dst, start, end, None),
-            (true, w) => stretch_impl::<S, E, false, true>(f, src, dst, start, end, w),
-            (false, w) => stretch_impl::<S, E, true, true>(f, src, dst, start, end, w),
+        match (f.fast, weights) {
+            (true, None) => stretch_impl::<S, E, false, false, MODE>(f, src, dst, start, end, None),
+            (false, None) => stretch_impl::<S, E, true, false, MODE>(f, src, dst, start, end, None),
+            (true, w) => stretch_impl::<S, E, false, true, MODE>(f, src, dst, start, end, w),
+            (false, w) => stretch_impl::<S, E, true, true, MODE>(f, src, dst, start, end, w),
         }
     }
 }
 
 #[inline(always)]
-unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const WEIGHTED: bool>(
+unsafe fn stretch_impl<
+    S: Isa,
+    E: Element,
+    const EXACT: bool,
+    const WEIGHTED: bool,
+    const MODE: u8,
+>(
     f: &GradMap<S, E>,
     src: *const E,
     dst: *mut E,
@@ -446,25 +713,135 @@ unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const WEIGHTED: bo
     let ninf = <E::Real as Real>::NEG_INFINITY;
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
     let w_ptr = weights.map_or(core::ptr::null(), |w| w.as_ptr());
-    let mut sum = LaneSum::new(zero);
+    // SAFETY (for the closure-free helper below): i + len <= end <= n; src/dst valid for n
+    // elements, weights for n entries.
+    #[inline(always)]
+    unsafe fn step<S: Isa, E: Element, const EXACT: bool, const WEIGHTED: bool, const MODE: u8>(
+        f: &GradMap<S, E>,
+        x: VecOf<S, E>,
+        dst: *mut E,
+        w_ptr: *const E::Real,
+        i: usize,
+        len: usize,
+    ) -> VecOf<S, E> {
+        let e = f.term::<EXACT>(x);
+        // SAFETY: forwarded.
+        unsafe {
+            if MODE == STORE {
+                store_elems::<S, E>(e, dst.add(i), len);
+            } else if MODE == GRAD {
+                let nb = neg_beta(f, w_ptr, i, len, WEIGHTED);
+                store_elems::<S, E>(e.mul_add(f.alpha, nb), dst.add(i), len);
+            }
+        }
+        e
+    }
+    // Two vectors per round into one accumulator, flushed to f64 every 8 rounds (each lane
+    // adds at most 16 terms in its own precision), as the row statistics do.
+    let mut acc = zero;
+    let mut total = row::SumF64::default();
+    let mut rounds = 0u32;
     let mut i = start;
+    while i + 2 * lanes <= end {
+        if f.ahead != 0 {
+            isa.prefetch(src.wrapping_add(i + f.ahead) as *const u8);
+        }
+        // SAFETY: i + 2·lanes <= end.
+        unsafe {
+            let x0 = E::load(isa, src.add(i));
+            let x1 = E::load(isa, src.add(i + lanes));
+            let e0 = step::<S, E, EXACT, WEIGHTED, MODE>(f, x0, dst, w_ptr, i, lanes);
+            let e1 = step::<S, E, EXACT, WEIGHTED, MODE>(f, x1, dst, w_ptr, i + lanes, lanes);
+            acc = acc.add(e0.add(e1));
+        }
+        i += 2 * lanes;
+        rounds += 1;
+        if rounds % 8 == 0 {
+            total.add(acc.reduce_sum_f64());
+            acc = zero;
+        }
+    }
     while i < end {
         let len = lanes.min(end - i);
-        // SAFETY: i + len <= end <= n; src/dst valid for n elements, weights for n entries.
-        // Padding lanes hold x = −inf (e = 0), and are not stored.
+        // SAFETY: i + len <= end. Padding lanes hold x = −inf (e = 0), and are not stored.
         unsafe {
-            let e = f.term::<EXACT>(load_elems(isa, src.add(i), len, ninf));
-            let neg_b = if WEIGHTED {
-                load_weights::<S, E>(isa, w_ptr.add(i), len).mul(f.neg_beta)
-            } else {
-                f.neg_beta
-            };
-            store_elems::<S, E>(e.mul_add(f.alpha, neg_b), dst.add(i), len);
-            sum.add(e);
+            let x = load_elems(isa, src.add(i), len, ninf);
+            acc = acc.add(step::<S, E, EXACT, WEIGHTED, MODE>(
+                f, x, dst, w_ptr, i, len,
+            ));
         }
         i += len;
     }
-    sum.value()
+    total.add(acc.reduce_sum_f64());
+    total.value()
+}
+
+/// −β·w_j for the `len` entries at `i` (−β without weights).
+///
+/// # Safety
+/// When `weighted`, `w_ptr` valid for reading entries `i .. i + len`.
+#[inline(always)]
+unsafe fn neg_beta<S: Isa, E: Element>(
+    f: &GradMap<S, E>,
+    w_ptr: *const E::Real,
+    i: usize,
+    len: usize,
+    weighted: bool,
+) -> VecOf<S, E> {
+    if weighted {
+        // SAFETY: forwarded.
+        unsafe { load_weights::<S, E>(f.isa, w_ptr.add(i), len).mul(f.neg_beta) }
+    } else {
+        f.neg_beta
+    }
+}
+
+/// Turns the terms stored over `[start, end)` into gradient entries α·e − β_j, in place.
+///
+/// # Safety
+/// `dst` valid for reading and writing `end` elements; `weights`, when given, has `end` or
+/// more entries.
+#[inline(always)]
+unsafe fn rescale_stretch<S: Isa, E: Element>(
+    f: &GradMap<S, E>,
+    dst: *mut E,
+    start: usize,
+    end: usize,
+    weights: Option<&[E::Real]>,
+) {
+    // SAFETY: forwarded.
+    unsafe {
+        match weights {
+            None => rescale_impl::<S, E, false>(f, dst, start, end, core::ptr::null()),
+            Some(w) => rescale_impl::<S, E, true>(f, dst, start, end, w.as_ptr()),
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn rescale_impl<S: Isa, E: Element, const WEIGHTED: bool>(
+    f: &GradMap<S, E>,
+    dst: *mut E,
+    start: usize,
+    end: usize,
+    w_ptr: *const E::Real,
+) {
+    let lanes = VecOf::<S, E>::LANES;
+    let zero = <E::Real as Real>::ZERO;
+    let mut i = start;
+    while i < end {
+        let len = lanes.min(end - i);
+        if f.ahead != 0 {
+            f.isa.prefetch(dst.wrapping_add(i + f.ahead) as *const u8);
+        }
+        // SAFETY: i + len <= end; forwarded validity.
+        unsafe {
+            let e = load_elems(f.isa, dst.add(i), len, zero);
+            let nb = neg_beta(f, w_ptr, i, len, WEIGHTED);
+            store_elems::<S, E>(e.mul_add(f.alpha, nb), dst.add(i), len);
+        }
+        i += len;
+    }
 }
 
 /// The gradient of a row that is not regular (scalar): p from the special-value rules.

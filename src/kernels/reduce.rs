@@ -25,8 +25,16 @@ pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
     let p = x.as_ptr();
     let mut i = 0;
     while i + 4 * lanes <= n {
-        // SAFETY: i + 4 * lanes <= n.
-        let v = unsafe { [0, 1, 2, 3].map(|k| E::load(isa, p.add(i + k * lanes))) };
+        // SAFETY: i + 4 * lanes <= n. (Four loads spelled out: `[_; 4].map` with a closure is
+        // not always inlined into the dispatched code, and then each load is a call.)
+        let v = unsafe {
+            [
+                E::load(isa, p.add(i)),
+                E::load(isa, p.add(i + lanes)),
+                E::load(isa, p.add(i + 2 * lanes)),
+                E::load(isa, p.add(i + 3 * lanes)),
+            ]
+        };
         acc = v[1].max(v[0].max(acc));
         acc2 = v[3].max(v[2].max(acc2));
         if TRACK_NAN {
