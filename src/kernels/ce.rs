@@ -2,18 +2,31 @@
 //!
 //! # Passes
 //!
+//! **Cached path** (unscaled rows up to `row::STORE_LIMIT_BYTES`, which stay in L2 / L3):
+//!
+//! * A read-only pass takes the maximum (and NaN) left and right of the target ([`RowScan`]):
+//!   the argmax test falls out of the two maxima, and a row that is not regular goes to the
+//!   scalar special-value code before anything is written.
+//! * A pass from cache computes e_j = e^(x_j − c) (c ≈ M, `simd::exp::exp_from_base`) and sums
+//!   them over j ≠ t ([`others_sum`]). The target's term e_t is formed in f64, so that the
+//!   loss (M − x_t) + ln S = ln(1 + S_other/e_t) keeps full relative accuracy as p_t → 1.
+//!   `forward` only sums; the fused kernel ([`row_fused`]) also stores e_j into the gradient
+//!   buffer and, once lse is known, turns the stored terms into gradient entries (one
+//!   exponential per entry); `backward` recomputes the maximum and the same e_j and writes the
+//!   entries directly. The three share the summation, so they agree bitwise.
+//!
+//! **Blocked path** (scaled rows, longer rows):
+//!
 //! * **Forward** (one read): the row's statistics (`row::row_stats`, blocked online max and
-//!   Σ e^((x − m)/τ)) are taken over the entries *other than the target*, in two stretches
-//!   `[0, t)` and `(t, C)`, and merged. The target's own term e_t = e^((x_t − M)/τ) is formed in
-//!   f64, so that the loss (M − x_t)/τ + ln S = ln(1 + S_other/e_t) keeps full relative accuracy
-//!   even as p_t → 1, and the argmax test (is x_t the first maximum?) falls out of the two
-//!   stretches' maxima for free. Label smoothing adds a second, cheap pass from cache:
-//!   Σ w_j (M − x_j), a sum of non-negative terms, so no cancellation with large offsets.
-//! * **Gradient** (one more read, from cache, and one write): from the row's log-sum-exp alone,
-//!   so that `backward(saved lse)` and the fused kernels run the same code and agree bitwise.
-//!   With p_j = e^(y_j − lse), each entry is g/τ · (A·p_j − B_j) (see `docs/semantics.md`),
-//!   written as one fused multiply-add; the pass also sums p_j over j ≠ t, so the target's
-//!   entry −B_t (1 − p_t) + (A − B_t) p_t never forms 1 − p_t by cancellation.
+//!   Σ e^((x − m)/τ)) over the entries other than the target, in two stretches `[0, t)` and
+//!   `(t, C)`, merged; e_t in f64 as above.
+//! * **Gradient** (one more read and one write): from the row's log-sum-exp alone, so that
+//!   `backward(saved lse)` and the fused kernels run the same code and agree bitwise.
+//!
+//! In both, each gradient entry is g/τ · (A·p_j − B_j) (see `docs/semantics.md`), written as
+//! one fused multiply-add, and the target's entry −B_t (1 − p_t) + (A − B_t) p_t is formed from
+//! Σ_{j≠t} p_j, never 1 − p_t by cancellation. Label smoothing adds a cheap pass from cache:
+//! Σ w_j (M − x_j), a sum of non-negative terms, so no cancellation with large offsets.
 //!
 //! Rows whose maximum is not finite (NaN, ±inf) or so large that the exponential degenerates
 //! take scalar code that applies the special-value rules directly.
@@ -379,7 +392,8 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
     // SAFETY: t < n.
     let xt = unsafe { *src.add(t) }.to_f64();
     let weights = if p.eps > 0.0 { p.weights } else { None };
-    if takes_cached_path::<E>(n, p) {
+    let tau = p.sc.tau;
+    let mut map = if takes_cached_path::<E>(n, p) {
         // SAFETY: src is valid for n elements; the slice is dropped before any write.
         let scan = RowScan::new(isa, unsafe { core::slice::from_raw_parts(src, n) }, t);
         if !scan.regular(p) || !lse.is_finite() {
@@ -388,23 +402,16 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
         }
         let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
         map.ahead = n;
-        let f = GradFactors::new(&map, t, n, lse, g, p);
-        map.set_factors(&f);
-        // SAFETY: t < n; the target entry is written last, after its logit was read above.
-        unsafe {
-            let others = others_sum::<S, E, GRAD>(&map, src, dst, n, t, weights) * f.shift;
-            *dst.add(t) = E::from_f64(f.target_entry(others, xt, p.sc.tau.inv));
+        map
+    } else {
+        let m = <E::Real as Real>::from_f64(lse * tau.value);
+        if !(lse.is_finite() && m.to_f64().is_finite()) || is_degenerate(m, &p.sc) {
+            // SAFETY: forwarded.
+            return unsafe { special_gradient(src, dst, n, t, g, p) };
         }
-        return;
-    }
-    let tau = p.sc.tau;
-    let m = <E::Real as Real>::from_f64(lse * tau.value);
-    if !(lse.is_finite() && m.to_f64().is_finite()) || is_degenerate(m, &p.sc) {
-        // SAFETY: forwarded.
-        return unsafe { special_gradient(src, dst, n, t, g, p) };
-    }
-    // The terms relative to m ≈ lse·τ (≥ every logit).
-    let mut map = GradMap::<S, E>::new(isa, m, p);
+        // The terms relative to m ≈ lse·τ (≥ every logit).
+        GradMap::<S, E>::new(isa, m, p)
+    };
     let f = GradFactors::new(&map, t, n, lse, g, p);
     map.set_factors(&f);
     // SAFETY: t < n; the target entry is written last, after its logit was read above.
@@ -663,12 +670,14 @@ unsafe fn others_sum<S: Isa, E: Element, const MODE: u8>(
     t: usize,
     weights: Option<&[E::Real]>,
 ) -> f64 {
-    // SAFETY: forwarded; the stretches lie inside the row.
-    unsafe {
-        let before = stretch::<S, E, MODE>(f, src, dst, 0, t, weights);
-        let after = stretch::<S, E, MODE>(f, src, dst, t + 1, n, weights);
-        (before + after) * unscale::<E>()
+    // One call site in a loop: the stretch is inlined (target features), and this keeps one
+    // copy of it per mode.
+    let mut parts = [0.0; 2];
+    for (k, (start, end)) in [(0, t), (t + 1, n)].into_iter().enumerate() {
+        // SAFETY: forwarded; the stretches lie inside the row.
+        parts[k] = unsafe { stretch::<S, E, MODE>(f, src, dst, start, end, weights) };
     }
+    (parts[0] + parts[1]) * unscale::<E>()
 }
 
 /// # Safety
@@ -684,23 +693,16 @@ unsafe fn stretch<S: Isa, E: Element, const MODE: u8>(
 ) -> f64 {
     // SAFETY: forwarded.
     unsafe {
-        match (f.fast, weights) {
-            (true, None) => stretch_impl::<S, E, false, false, MODE>(f, src, dst, start, end, None),
-            (false, None) => stretch_impl::<S, E, true, false, MODE>(f, src, dst, start, end, None),
-            (true, w) => stretch_impl::<S, E, false, true, MODE>(f, src, dst, start, end, w),
-            (false, w) => stretch_impl::<S, E, true, true, MODE>(f, src, dst, start, end, w),
+        if f.fast {
+            stretch_impl::<S, E, false, MODE>(f, src, dst, start, end, weights)
+        } else {
+            stretch_impl::<S, E, true, MODE>(f, src, dst, start, end, weights)
         }
     }
 }
 
 #[inline(always)]
-unsafe fn stretch_impl<
-    S: Isa,
-    E: Element,
-    const EXACT: bool,
-    const WEIGHTED: bool,
-    const MODE: u8,
->(
+unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
     f: &GradMap<S, E>,
     src: *const E,
     dst: *mut E,
@@ -716,7 +718,7 @@ unsafe fn stretch_impl<
     // SAFETY (for the closure-free helper below): i + len <= end <= n; src/dst valid for n
     // elements, weights for n entries.
     #[inline(always)]
-    unsafe fn step<S: Isa, E: Element, const EXACT: bool, const WEIGHTED: bool, const MODE: u8>(
+    unsafe fn step<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
         f: &GradMap<S, E>,
         x: VecOf<S, E>,
         dst: *mut E,
@@ -730,7 +732,7 @@ unsafe fn stretch_impl<
             if MODE == STORE {
                 store_elems::<S, E>(e, dst.add(i), len);
             } else if MODE == GRAD {
-                let nb = neg_beta(f, w_ptr, i, len, WEIGHTED);
+                let nb = neg_beta(f, w_ptr, i, len, !w_ptr.is_null());
                 store_elems::<S, E>(e.mul_add(f.alpha, nb), dst.add(i), len);
             }
         }
@@ -750,8 +752,8 @@ unsafe fn stretch_impl<
         unsafe {
             let x0 = E::load(isa, src.add(i));
             let x1 = E::load(isa, src.add(i + lanes));
-            let e0 = step::<S, E, EXACT, WEIGHTED, MODE>(f, x0, dst, w_ptr, i, lanes);
-            let e1 = step::<S, E, EXACT, WEIGHTED, MODE>(f, x1, dst, w_ptr, i + lanes, lanes);
+            let e0 = step::<S, E, EXACT, MODE>(f, x0, dst, w_ptr, i, lanes);
+            let e1 = step::<S, E, EXACT, MODE>(f, x1, dst, w_ptr, i + lanes, lanes);
             acc = acc.add(e0.add(e1));
         }
         i += 2 * lanes;
@@ -766,9 +768,7 @@ unsafe fn stretch_impl<
         // SAFETY: i + len <= end. Padding lanes hold x = −inf (e = 0), and are not stored.
         unsafe {
             let x = load_elems(isa, src.add(i), len, ninf);
-            acc = acc.add(step::<S, E, EXACT, WEIGHTED, MODE>(
-                f, x, dst, w_ptr, i, len,
-            ));
+            acc = acc.add(step::<S, E, EXACT, MODE>(f, x, dst, w_ptr, i, len));
         }
         i += len;
     }
@@ -809,17 +809,13 @@ unsafe fn rescale_stretch<S: Isa, E: Element>(
     end: usize,
     weights: Option<&[E::Real]>,
 ) {
+    let w_ptr = weights.map_or(core::ptr::null(), |w| w.as_ptr());
     // SAFETY: forwarded.
-    unsafe {
-        match weights {
-            None => rescale_impl::<S, E, false>(f, dst, start, end, core::ptr::null()),
-            Some(w) => rescale_impl::<S, E, true>(f, dst, start, end, w.as_ptr()),
-        }
-    }
+    unsafe { rescale_impl::<S, E>(f, dst, start, end, w_ptr) }
 }
 
 #[inline(always)]
-unsafe fn rescale_impl<S: Isa, E: Element, const WEIGHTED: bool>(
+unsafe fn rescale_impl<S: Isa, E: Element>(
     f: &GradMap<S, E>,
     dst: *mut E,
     start: usize,
@@ -837,7 +833,7 @@ unsafe fn rescale_impl<S: Isa, E: Element, const WEIGHTED: bool>(
         // SAFETY: i + len <= end; forwarded validity.
         unsafe {
             let e = load_elems(f.isa, dst.add(i), len, zero);
-            let nb = neg_beta(f, w_ptr, i, len, WEIGHTED);
+            let nb = neg_beta(f, w_ptr, i, len, !w_ptr.is_null());
             store_elems::<S, E>(e.mul_add(f.alpha, nb), dst.add(i), len);
         }
         i += len;
