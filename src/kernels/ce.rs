@@ -33,10 +33,11 @@
 
 use super::reduce::max_scan;
 use super::row::{
-    self, input_floor, is_degenerate, splat, unscale, LaneSum, Scale, ScaleVecs, Stats, VecMap,
+    self, input_floor, is_degenerate, splat, unscale, BaseTerm, ExpTerm, LaneSum, Scale, Stats,
+    VecMap,
 };
 use crate::element::{Element, VecOf};
-use crate::simd::exp::{exp_base, exp_from_base, exp_scaled};
+use crate::simd::exp::exp_base;
 use crate::simd::{FloatVec, Isa, Real};
 
 /// The options of a call, as the row kernels use them.
@@ -595,10 +596,9 @@ struct GradMap<S: Isa, E: Element> {
     /// On the cached path, the row length: each pass over a row also prefetches the next row
     /// (rows are contiguous), so that its first read overlaps this row's arithmetic. 0: none.
     ahead: usize,
-    neg_m: VecOf<S, E>,
-    base: VecOf<S, E>,
-    floor: VecOf<S, E>,
-    sc: ScaleVecs<S, E>,
+    /// The two forms of the term (the row kernels' own): relative to the base, and exact.
+    base: BaseTerm<S, E>,
+    exact: ExpTerm<S, E, true, true>,
     alpha: VecOf<S, E>,
     neg_beta: VecOf<S, E>,
 }
@@ -607,7 +607,6 @@ impl<S: Isa, E: Element> GradMap<S, E> {
     /// The terms of a row whose entries are all ≤ m.
     #[inline(always)]
     fn new(isa: S, m: E::Real, p: &CeParams<E::Real>) -> Self {
-        let floor = input_floor(m.to_f64(), &p.sc);
         let base = if p.sc.is_identity() {
             exp_base::<E::Real>(m.to_f64())
         } else {
@@ -620,10 +619,8 @@ impl<S: Isa, E: Element> GradMap<S, E> {
             reference: reference.to_f64(),
             fast: base.is_some(),
             ahead: 0,
-            neg_m: splat::<S, E>(isa, -m),
-            base: splat::<S, E>(isa, reference),
-            floor: splat::<S, E>(isa, floor),
-            sc: ScaleVecs::new(isa, &p.sc),
+            base: BaseTerm::new(isa, input_floor(m.to_f64(), &p.sc), reference),
+            exact: ExpTerm::new(isa, m, &p.sc),
             alpha: splat::<S, E>(isa, zero),
             neg_beta: splat::<S, E>(isa, zero),
         }
@@ -637,13 +634,13 @@ impl<S: Isa, E: Element> GradMap<S, E> {
 
     #[inline(always)]
     fn term<const EXACT: bool>(&self, x: VecOf<S, E>) -> VecOf<S, E> {
-        let x = self.floor.max(x);
-        if !EXACT {
-            return exp_from_base(self.isa, x, self.base);
+        // Scaled rows, and |m| too large for the grid, take the exact form (τ = 1 in the
+        // scaled form where unscaled).
+        if EXACT {
+            self.exact.apply(x)
+        } else {
+            self.base.apply(x)
         }
-        // Scaled rows, and |m| too large for the grid (τ = 1 in the scaled form).
-        let (hi, lo) = row::scaled_diff_exact::<S, E, true>(x, self.neg_m, self.sc);
-        exp_scaled::<_, false>(self.isa, hi, Some(lo))
     }
 }
 
@@ -732,7 +729,7 @@ unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
             if MODE == STORE {
                 store_elems::<S, E>(e, dst.add(i), len);
             } else if MODE == GRAD {
-                let nb = neg_beta(f, w_ptr, i, len, !w_ptr.is_null());
+                let nb = neg_beta(f, w_ptr, i, len);
                 store_elems::<S, E>(e.mul_add(f.alpha, nb), dst.add(i), len);
             }
         }
@@ -776,19 +773,18 @@ unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
     total.value()
 }
 
-/// −β·w_j for the `len` entries at `i` (−β without weights).
+/// −β·w_j for the `len` entries at `i` (−β without weights: `w_ptr` null).
 ///
 /// # Safety
-/// When `weighted`, `w_ptr` valid for reading entries `i .. i + len`.
+/// When not null, `w_ptr` valid for reading entries `i .. i + len`.
 #[inline(always)]
 unsafe fn neg_beta<S: Isa, E: Element>(
     f: &GradMap<S, E>,
     w_ptr: *const E::Real,
     i: usize,
     len: usize,
-    weighted: bool,
 ) -> VecOf<S, E> {
-    if weighted {
+    if !w_ptr.is_null() {
         // SAFETY: forwarded.
         unsafe { load_weights::<S, E>(f.isa, w_ptr.add(i), len).mul(f.neg_beta) }
     } else {
@@ -810,18 +806,6 @@ unsafe fn rescale_stretch<S: Isa, E: Element>(
     weights: Option<&[E::Real]>,
 ) {
     let w_ptr = weights.map_or(core::ptr::null(), |w| w.as_ptr());
-    // SAFETY: forwarded.
-    unsafe { rescale_impl::<S, E>(f, dst, start, end, w_ptr) }
-}
-
-#[inline(always)]
-unsafe fn rescale_impl<S: Isa, E: Element>(
-    f: &GradMap<S, E>,
-    dst: *mut E,
-    start: usize,
-    end: usize,
-    w_ptr: *const E::Real,
-) {
     let lanes = VecOf::<S, E>::LANES;
     let zero = <E::Real as Real>::ZERO;
     let mut i = start;
@@ -833,7 +817,7 @@ unsafe fn rescale_impl<S: Isa, E: Element>(
         // SAFETY: i + len <= end; forwarded validity.
         unsafe {
             let e = load_elems(f.isa, dst.add(i), len, zero);
-            let nb = neg_beta(f, w_ptr, i, len, !w_ptr.is_null());
+            let nb = neg_beta(f, w_ptr, i, len);
             store_elems::<S, E>(e.mul_add(f.alpha, nb), dst.add(i), len);
         }
         i += len;
