@@ -564,3 +564,64 @@ fn golden_inputs_in_half_precision() {
         }
     });
 }
+
+/// |lse| beyond 2^40: its rounding (here up to 128 in f64) must not scale the probabilities.
+/// One dominant logit, so every p_j is 0 or 1 and the gradient is exact however coarse lse
+/// is; rows of 3 (batched small rows), 40 and 300 000 columns (the blocked path) and τ = 1
+/// (the cached path) as well as τ = 1e-3.
+#[test]
+fn huge_lse_keeps_the_gradient_bounded() {
+    fn check<E: xent::Element>(fill: f64, top: f64, tau: f64, cols: usize) {
+        let mut x = vec![E::from_f64(fill); cols];
+        x[cols / 2] = E::from_f64(top);
+        let targets = [0u32];
+        let ce = xent::CrossEntropy::new().temperature(tau);
+        let mut grad = vec![E::from_f64(0.0); cols];
+        let out = ce.forward_backward(&x, cols, &targets, &mut grad).unwrap();
+        assert!(out.lse[0].abs() >= 2f64.powi(40), "{} {top:e}", E::NAME);
+        let mut back = vec![E::from_f64(0.0); cols];
+        ce.backward(
+            &x,
+            cols,
+            &targets,
+            &out.lse,
+            GradOutput::Scalar(1.0),
+            &mut back,
+        )
+        .unwrap();
+        for (c, (&g, &b)) in grad.iter().zip(&back).enumerate() {
+            let want = if c == 0 {
+                -1.0 / tau
+            } else if c == cols / 2 {
+                1.0 / tau
+            } else {
+                0.0
+            };
+            assert_eq!(
+                g.to_f64().to_bits(),
+                b.to_f64().to_bits(),
+                "backward == fused"
+            );
+            assert!(
+                (g.to_f64() - want).abs() <= 1e-6 * want.abs() + 1e-300,
+                "{} top {top:e} τ {tau} cols {cols}: grad[{c}] = {:e}, want {want:e}",
+                E::NAME,
+                g.to_f64()
+            );
+        }
+    }
+    for_each_path(|_| {
+        for cols in [3, 40, 300_000] {
+            for (fill, top, tau) in [
+                (0.0, 1.02e15, 1e-3),
+                (0.0, 3e15, 1.0),
+                (-1e15, -1e15 + 1e3, 1e-3),
+            ] {
+                check::<f64>(fill, top, tau, cols);
+            }
+            for (fill, top, tau) in [(0.0, 1e30, 1e-3), (0.0, 3e15, 1.0), (-1e30, 1e30, 1.0)] {
+                check::<f32>(fill, top, tau, cols);
+            }
+        }
+    });
+}

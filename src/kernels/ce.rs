@@ -34,7 +34,7 @@
 use super::reduce::max_scan;
 use super::row::{
     self, input_floor, is_degenerate, splat, unscale, BaseTerm, ExpTerm, LaneSum, Scale, Stats,
-    VecMap,
+    Tau, VecMap,
 };
 use crate::element::{Element, VecOf};
 use crate::simd::exp::exp_base;
@@ -394,7 +394,7 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
     let xt = unsafe { *src.add(t) }.to_f64();
     let weights = if p.eps > 0.0 { p.weights } else { None };
     let tau = p.sc.tau;
-    let mut map = if takes_cached_path::<E>(n, p) {
+    let mut map = if takes_cached_path::<E>(n, p) || lse_is_coarse(lse) {
         // SAFETY: src is valid for n elements; the slice is dropped before any write.
         let scan = RowScan::new(isa, unsafe { core::slice::from_raw_parts(src, n) }, t);
         if !scan.regular(p) || !lse.is_finite() {
@@ -413,7 +413,13 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
         // The terms relative to m ≈ lse·τ (≥ every logit).
         GradMap::<S, E>::new(isa, m, p)
     };
-    let f = GradFactors::new(&map, t, n, lse, g, p);
+    let coarse = if lse_is_coarse(lse) {
+        // SAFETY: src is valid for n elements, t < n.
+        Some(unsafe { coarse_ln_sum(&map, src, n, t, xt, p) })
+    } else {
+        None
+    };
+    let f = GradFactors::new(&map, t, n, lse, g, p, coarse);
     map.set_factors(&f);
     // SAFETY: t < n; the target entry is written last, after its logit was read above.
     unsafe {
@@ -461,7 +467,10 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     // logit was just read.
     let s_others = unsafe { others_sum::<S, E, STORE>(&map, src, dst, n, t, None) };
     let fwd = finish_forward(&scan, map.reference, s_others, gaps, n, t, p);
-    let f = GradFactors::new(&map, t, n, fwd.lse, g, p);
+    // A coarse lse: ln S from the sum just taken, as `row_gradient` sums it anew.
+    let coarse =
+        lse_is_coarse(fwd.lse).then(|| ln_sum_from(s_others, scan.xt, map.reference, p.sc.tau));
+    let f = GradFactors::new(&map, t, n, fwd.lse, g, p, coarse);
     map.set_factors(&f);
     let weights = if p.eps > 0.0 { p.weights } else { None };
     // SAFETY: as above; the stored terms are turned into gradient entries in place.
@@ -547,6 +556,8 @@ struct GradFactors {
 }
 
 impl GradFactors {
+    /// `coarse_ln_sum`: for rows whose lse is coarse, ln Σ_j e^((x_j − reference)/τ) from the
+    /// row itself ([`coarse_ln_sum`]), which lse no longer carries.
     #[inline(always)]
     fn new<S: Isa, E: Element>(
         map: &GradMap<S, E>,
@@ -555,6 +566,7 @@ impl GradFactors {
         lse: f64,
         g: f64,
         p: &CeParams<E::Real>,
+        coarse_ln_sum: Option<f64>,
     ) -> GradFactors {
         let tau = p.sc.tau;
         let (a, b_t) = p.coefficients(t, n, lse);
@@ -562,7 +574,10 @@ impl GradFactors {
         let mf = map.reference;
         let q = mf * tau.inv;
         let q_err = mf.mul_add(tau.inv, -q) + mf * tau.inv_lo;
-        let r = (lse - q) - q_err;
+        let r = match coarse_ln_sum {
+            Some(ln_sum) => ln_sum,
+            None => (lse - q) - q_err,
+        };
         let shift = (-r).exp();
         let scale = g * tau.inv;
         GradFactors {
@@ -584,6 +599,50 @@ impl GradFactors {
         let p_t = ((xt - self.reference) * inv_tau - self.r).exp();
         self.scale * (-self.b_t * others + (self.a - self.b_t) * p_t)
     }
+}
+
+/// From this |lse| on, its f64 rounding (≥ 2^-13) exceeds what the gradient's probabilities,
+/// p_j = e^((x_j − m)/τ − (lse − m/τ)), can absorb (at |lse| ≈ 2^60 it is 128: every p_j off
+/// by e^128). Such rows take ln S from the row itself, relative to its maximum, in an extra
+/// summing pass (`backward` and the fused kernels alike, so that they still agree bitwise).
+pub(crate) const LSE_COARSE: f64 = (1u64 << 40) as f64;
+
+#[inline(always)]
+fn lse_is_coarse(lse: f64) -> bool {
+    lse.abs() >= LSE_COARSE
+}
+
+/// ln Σ_j e^((x_j − reference)/τ) of a row with finite maximum, from `s_others`, the sum
+/// without the target (as the cross-entropy passes sum it), and the target's own term.
+#[inline(always)]
+fn ln_sum_from(s_others: f64, xt: f64, reference: f64, tau: Tau) -> f64 {
+    (s_others + Stats::weight(xt, reference, tau)).ln()
+}
+
+/// ln Σ_j e^((x_j − reference)/τ) of a regular row, summed anew (rows whose lse is coarse).
+/// The map takes the exact form there: |m| ≥ LSE_COARSE·τ − ln n is far beyond the base's grid
+/// limit, and τ = 1 wherever the base is used.
+///
+/// # Safety
+/// `src` valid for reading `n` elements; `t < n`.
+#[inline(always)]
+unsafe fn coarse_ln_sum<S: Isa, E: Element>(
+    map: &GradMap<S, E>,
+    src: *const E,
+    n: usize,
+    t: usize,
+    xt: f64,
+    p: &CeParams<E::Real>,
+) -> f64 {
+    let mut parts = [0.0; 2];
+    for (k, (start, end)) in [(0, t), (t + 1, n)].into_iter().enumerate() {
+        // SAFETY: the stretches lie inside the row; SUM writes nothing.
+        parts[k] = unsafe {
+            stretch_impl::<S, E, true, SUM>(map, src, core::ptr::null_mut(), start, end, None)
+        };
+    }
+    let s_others = (parts[0] + parts[1]) * unscale::<E>();
+    ln_sum_from(s_others, xt, map.reference, p.sc.tau)
 }
 
 /// e^((x − m)/τ) · 2^SCALE_SHIFT and the gradient entry α·e − β_j.
@@ -640,6 +699,19 @@ impl<S: Isa, E: Element> GradMap<S, E> {
             self.exact.apply(x)
         } else {
             self.base.apply(x)
+        }
+    }
+
+    #[inline(always)]
+    fn term_pair<const EXACT: bool>(
+        &self,
+        a: VecOf<S, E>,
+        b: VecOf<S, E>,
+    ) -> (VecOf<S, E>, VecOf<S, E>) {
+        if EXACT {
+            self.exact.apply_pair(a, b)
+        } else {
+            self.base.apply_pair(a, b)
         }
     }
 }
@@ -715,15 +787,14 @@ unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
     // SAFETY (for the closure-free helper below): i + len <= end <= n; src/dst valid for n
     // elements, weights for n entries.
     #[inline(always)]
-    unsafe fn step<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
+    unsafe fn sink<S: Isa, E: Element, const MODE: u8>(
         f: &GradMap<S, E>,
-        x: VecOf<S, E>,
+        e: VecOf<S, E>,
         dst: *mut E,
         w_ptr: *const E::Real,
         i: usize,
         len: usize,
-    ) -> VecOf<S, E> {
-        let e = f.term::<EXACT>(x);
+    ) {
         // SAFETY: forwarded.
         unsafe {
             if MODE == STORE {
@@ -733,7 +804,6 @@ unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
                 store_elems::<S, E>(e.mul_add(f.alpha, nb), dst.add(i), len);
             }
         }
-        e
     }
     // Two vectors per round into one accumulator, flushed to f64 every 8 rounds (each lane
     // adds at most 16 terms in its own precision), as the row statistics do.
@@ -747,10 +817,10 @@ unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
         }
         // SAFETY: i + 2·lanes <= end.
         unsafe {
-            let x0 = E::load(isa, src.add(i));
-            let x1 = E::load(isa, src.add(i + lanes));
-            let e0 = step::<S, E, EXACT, MODE>(f, x0, dst, w_ptr, i, lanes);
-            let e1 = step::<S, E, EXACT, MODE>(f, x1, dst, w_ptr, i + lanes, lanes);
+            let (e0, e1) =
+                f.term_pair::<EXACT>(E::load(isa, src.add(i)), E::load(isa, src.add(i + lanes)));
+            sink::<S, E, MODE>(f, e0, dst, w_ptr, i, lanes);
+            sink::<S, E, MODE>(f, e1, dst, w_ptr, i + lanes, lanes);
             acc = acc.add(e0.add(e1));
         }
         i += 2 * lanes;
@@ -764,8 +834,9 @@ unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
         let len = lanes.min(end - i);
         // SAFETY: i + len <= end. Padding lanes hold x = −inf (e = 0), and are not stored.
         unsafe {
-            let x = load_elems(isa, src.add(i), len, ninf);
-            acc = acc.add(step::<S, E, EXACT, MODE>(f, x, dst, w_ptr, i, len));
+            let e = f.term::<EXACT>(load_elems(isa, src.add(i), len, ninf));
+            sink::<S, E, MODE>(f, e, dst, w_ptr, i, len);
+            acc = acc.add(e);
         }
         i += len;
     }
@@ -1172,7 +1243,12 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     // compute it (the factor's exponential for the whole batch at once).
     let mut factor = [0.0f64; BATCH_MAX];
     for r in 0..lanes {
-        factor[r] = mf[r] * tau.inv - lse[r];
+        factor[r] = if lse_is_coarse(lse[r]) {
+            // ln S from the row's sums, which lse no longer carries (see `LSE_COARSE`).
+            -(s_others[r] + e_target[r]).ln()
+        } else {
+            mf[r] * tau.inv - lse[r]
+        };
     }
     batch_exp(isa, lanes, &mut factor);
     for r in 0..count {

@@ -2,7 +2,7 @@
 
 use super::row::{map_vectors_to, VecMap};
 use crate::element::Element;
-use crate::simd::exp::exp;
+use crate::simd::exp::{exp, exp_pair};
 use crate::simd::{FloatVec, Isa, Real};
 
 /// # Safety
@@ -26,5 +26,9 @@ impl<V: FloatVec> VecMap<V> for Exp<V::Isa> {
     #[inline(always)]
     fn apply(&self, v: V) -> V {
         exp(self.0, v)
+    }
+    #[inline(always)]
+    fn apply_pair(&self, a: V, b: V) -> (V, V) {
+        exp_pair(self.0, a, b)
     }
 }

@@ -34,7 +34,7 @@
 
 use super::reduce::max_scan;
 use crate::element::{load_tail, store_tail, Element, VecOf};
-use crate::simd::exp::{exp_base, exp_from_base, exp_scaled, pow2};
+use crate::simd::exp::{exp_base, exp_from_base, exp_scaled, pow2, Pair};
 use crate::simd::{FloatVec, Isa, Real};
 
 /// Elements per statistics block (chosen by measurement, see docs/design.md).
@@ -322,8 +322,8 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
         isa.prefetch(src.wrapping_add(i + BLOCK) as *const u8);
         // SAFETY: i + 2 * lanes <= n, and src/dst are valid for n elements.
         unsafe {
-            let y0 = term.apply(E::load(isa, src.add(i)));
-            let y1 = term.apply(E::load(isa, src.add(i + lanes)));
+            let (y0, y1) =
+                term.apply_pair(E::load(isa, src.add(i)), E::load(isa, src.add(i + lanes)));
             if STORE {
                 E::store(y0, dst.add(i));
                 E::store(y1, dst.add(i + lanes));
@@ -508,15 +508,36 @@ impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> VecMap<VecOf<S, 
     #[inline(always)]
     fn apply(&self, v: VecOf<S, E>) -> VecOf<S, E> {
         if STORE {
-            let v = self.floor.max(v);
-            let (hi, lo) = scaled_diff_exact::<S, E, SCALED>(v, self.neg_m, self.sc);
+            let (hi, lo) = self.exact_arg(v);
             exp_scaled::<_, false>(self.isa, hi, Some(lo))
         } else {
-            let d = self
-                .floor
-                .max(scaled_diff::<S, E, SCALED>(v, self.m, self.sc.inv));
-            exp_scaled::<_, true>(self.isa, d, None)
+            exp_scaled::<_, true>(self.isa, self.rounded_arg(v), None)
         }
+    }
+
+    #[inline(always)]
+    fn apply_pair(&self, a: VecOf<S, E>, b: VecOf<S, E>) -> (VecOf<S, E>, VecOf<S, E>) {
+        let Pair(ya, yb) = if STORE {
+            let ((ha, la), (hb, lb)) = (self.exact_arg(a), self.exact_arg(b));
+            exp_scaled::<_, false>(self.isa, Pair(ha, hb), Some(Pair(la, lb)))
+        } else {
+            let (da, db) = (self.rounded_arg(a), self.rounded_arg(b));
+            exp_scaled::<_, true>(self.isa, Pair(da, db), None)
+        };
+        (ya, yb)
+    }
+}
+
+impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SCALED, STORE> {
+    #[inline(always)]
+    fn exact_arg(&self, v: VecOf<S, E>) -> (VecOf<S, E>, VecOf<S, E>) {
+        scaled_diff_exact::<S, E, SCALED>(self.floor.max(v), self.neg_m, self.sc)
+    }
+
+    #[inline(always)]
+    fn rounded_arg(&self, v: VecOf<S, E>) -> VecOf<S, E> {
+        self.floor
+            .max(scaled_diff::<S, E, SCALED>(v, self.m, self.sc.inv))
     }
 }
 
@@ -544,6 +565,13 @@ impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
     #[inline(always)]
     fn apply(&self, v: VecOf<S, E>) -> VecOf<S, E> {
         exp_from_base(self.isa, self.floor.max(v), self.base)
+    }
+
+    #[inline(always)]
+    fn apply_pair(&self, a: VecOf<S, E>, b: VecOf<S, E>) -> (VecOf<S, E>, VecOf<S, E>) {
+        let x = Pair(self.floor.max(a), self.floor.max(b));
+        let Pair(ya, yb) = exp_from_base(self.isa, x, Pair(self.base, self.base));
+        (ya, yb)
     }
 }
 
@@ -727,6 +755,13 @@ pub(crate) unsafe fn write_special_row<E: Element>(
 /// compiled without the dispatched `#[target_feature]`s and would not inline the intrinsics.)
 pub(crate) trait VecMap<V> {
     fn apply(&self, v: V) -> V;
+
+    /// `apply` on two independent vectors; maps built on the exponential step both through it
+    /// together (`simd::exp::Pair`).
+    #[inline(always)]
+    fn apply_pair(&self, a: V, b: V) -> (V, V) {
+        (self.apply(a), self.apply(b))
+    }
 }
 
 /// Multiplies by a constant.
@@ -789,8 +824,7 @@ pub(crate) unsafe fn map_vectors<S: Isa, E: Element, const STREAM: bool>(
         // SAFETY: i + 2 * lanes <= n; with STREAM, dst + i is vector-aligned (the head was
         // peeled and i advances by whole vectors).
         unsafe {
-            let a = f.apply(E::load(isa, src.add(i)));
-            let b = f.apply(E::load(isa, src.add(i + lanes)));
+            let (a, b) = f.apply_pair(E::load(isa, src.add(i)), E::load(isa, src.add(i + lanes)));
             if STREAM {
                 E::stream(a, dst.add(i));
                 E::stream(b, dst.add(i + lanes));
@@ -913,6 +947,12 @@ impl<V: FloatVec, T: VecMap<V>> VecMap<V> for ScaledBy<T, V> {
     #[inline(always)]
     fn apply(&self, x: V) -> V {
         self.term.apply(x).mul(self.factor)
+    }
+
+    #[inline(always)]
+    fn apply_pair(&self, a: V, b: V) -> (V, V) {
+        let (ya, yb) = self.term.apply_pair(a, b);
+        (ya.mul(self.factor), yb.mul(self.factor))
     }
 }
 

@@ -25,9 +25,102 @@
 
 use super::{FloatVec, Real};
 
+/// The arithmetic the exponential is written in: every vector has it, and so has [`Pair`].
+pub(crate) trait Arith: Copy {
+    type Real: Real;
+    type Isa: Copy;
+    fn splat(isa: Self::Isa, x: Self::Real) -> Self;
+    fn add(self, b: Self) -> Self;
+    fn sub(self, b: Self) -> Self;
+    fn mul(self, b: Self) -> Self;
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    fn max(self, b: Self) -> Self;
+    fn shl_mantissa(self) -> Self;
+}
+
+impl<V: FloatVec> Arith for V {
+    type Real = V::Real;
+    type Isa = V::Isa;
+    #[inline(always)]
+    fn splat(isa: V::Isa, x: V::Real) -> V {
+        V::splat(isa, x)
+    }
+    #[inline(always)]
+    fn add(self, b: V) -> V {
+        FloatVec::add(self, b)
+    }
+    #[inline(always)]
+    fn sub(self, b: V) -> V {
+        FloatVec::sub(self, b)
+    }
+    #[inline(always)]
+    fn mul(self, b: V) -> V {
+        FloatVec::mul(self, b)
+    }
+    #[inline(always)]
+    fn mul_add(self, b: V, c: V) -> V {
+        FloatVec::mul_add(self, b, c)
+    }
+    #[inline(always)]
+    fn max(self, b: V) -> V {
+        FloatVec::max(self, b)
+    }
+    #[inline(always)]
+    fn shl_mantissa(self) -> V {
+        FloatVec::shl_mantissa(self)
+    }
+}
+
+/// Two independent vectors taken through the exponential step by step: their dependency
+/// chains (about 40 cycles each) interleave in the instruction stream, where the scheduler
+/// finds twice the independent work within reach; one after the other, the out-of-order
+/// window holds too few chains to keep the FMA pipes busy.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Pair<V>(pub V, pub V);
+
+impl<V: FloatVec> Arith for Pair<V> {
+    type Real = V::Real;
+    type Isa = V::Isa;
+    #[inline(always)]
+    fn splat(isa: V::Isa, x: V::Real) -> Self {
+        let v = V::splat(isa, x);
+        Pair(v, v)
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        Pair(FloatVec::add(self.0, b.0), FloatVec::add(self.1, b.1))
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        Pair(FloatVec::sub(self.0, b.0), FloatVec::sub(self.1, b.1))
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        Pair(FloatVec::mul(self.0, b.0), FloatVec::mul(self.1, b.1))
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        Pair(
+            FloatVec::mul_add(self.0, b.0, c.0),
+            FloatVec::mul_add(self.1, b.1, c.1),
+        )
+    }
+    #[inline(always)]
+    fn max(self, b: Self) -> Self {
+        Pair(FloatVec::max(self.0, b.0), FloatVec::max(self.1, b.1))
+    }
+    #[inline(always)]
+    fn shl_mantissa(self) -> Self {
+        Pair(
+            FloatVec::shl_mantissa(self.0),
+            FloatVec::shl_mantissa(self.1),
+        )
+    }
+}
+
 #[inline(always)]
-fn splat<V: FloatVec>(isa: V::Isa, x: V::Real) -> V {
-    V::splat(isa, x)
+fn splat<A: Arith>(isa: A::Isa, x: A::Real) -> A {
+    A::splat(isa, x)
 }
 
 /// `2^k` for an exponent `k` in the normal range, exactly.
@@ -44,15 +137,32 @@ fn magic<R: Real>(shift: i32) -> R {
 /// e^x for every x: the public `exp`.
 #[inline(always)]
 pub(crate) fn exp<V: FloatVec>(isa: V::Isa, x: V) -> V {
-    let in_range = V::mask_and(
-        x.ge(splat(isa, V::Real::EXP_FAST_MIN)),
-        x.lt(splat(isa, V::Real::EXP_FAST_MAX)),
-    );
-    if V::mask_bits(in_range) == (1u32 << V::LANES) - 1 {
+    if V::mask_bits(in_fast_range(isa, x)) == (1u32 << V::LANES) - 1 {
         // Every lane's 2^n is a normal number: one scaling, no clamping.
         return exp_shifted::<V, false>(isa, x, None, splat(isa, magic::<V::Real>(0)));
     }
     exp_any(isa, x)
+}
+
+/// e^x for two vectors at once (see [`Pair`]): the same results as [`exp`] on each.
+#[inline(always)]
+pub(crate) fn exp_pair<V: FloatVec>(isa: V::Isa, x: V, y: V) -> (V, V) {
+    let both = V::mask_and(in_fast_range(isa, x), in_fast_range(isa, y));
+    if V::mask_bits(both) == (1u32 << V::LANES) - 1 {
+        let magic = splat(isa, magic::<V::Real>(0));
+        let Pair(a, b) = exp_shifted::<Pair<V>, false>(isa, Pair(x, y), None, magic);
+        return (a, b);
+    }
+    (exp(isa, x), exp(isa, y))
+}
+
+/// Lanes whose 2^n is a normal number.
+#[inline(always)]
+fn in_fast_range<V: FloatVec>(isa: V::Isa, x: V) -> V::Mask {
+    V::mask_and(
+        x.ge(V::splat(isa, V::Real::EXP_FAST_MIN)),
+        x.lt(V::splat(isa, V::Real::EXP_FAST_MAX)),
+    )
 }
 
 /// e^x with overflow, underflow, infinities and NaN.
@@ -60,25 +170,25 @@ pub(crate) fn exp<V: FloatVec>(isa: V::Isa, x: V) -> V {
 fn exp_any<V: FloatVec>(isa: V::Isa, x: V) -> V {
     let shift = V::Real::SCALE_SHIFT;
     // `min`/`max` return their second operand for NaN, which keeps x's NaN.
-    let x = splat::<V>(isa, V::Real::EXP_MAX_ARG).min(x);
-    let x = splat::<V>(isa, V::Real::EXP_MIN_ARG).max(x);
-    let positive = x.ge(splat(isa, V::Real::ZERO));
+    let x = FloatVec::min(V::splat(isa, V::Real::EXP_MAX_ARG), x);
+    let x = FloatVec::max(V::splat(isa, V::Real::EXP_MIN_ARG), x);
+    let positive = x.ge(V::splat(isa, V::Real::ZERO));
     let magic = V::select(
         positive,
-        splat(isa, magic::<V::Real>(-shift)),
-        splat(isa, magic::<V::Real>(shift)),
+        V::splat(isa, magic::<V::Real>(-shift)),
+        V::splat(isa, magic::<V::Real>(shift)),
     );
     let post = V::select(
         positive,
-        splat(isa, pow2::<V::Real>(shift)),
-        splat(isa, pow2::<V::Real>(-shift)),
+        V::splat(isa, pow2::<V::Real>(shift)),
+        V::splat(isa, pow2::<V::Real>(-shift)),
     );
-    exp_shifted::<V, false>(isa, x, None, magic).mul(post)
+    FloatVec::mul(exp_shifted::<V, false>(isa, x, None, magic), post)
 }
 
 /// Coefficient `k` (highest degree first) of `coeffs` followed by a constant 1 when `one`.
 #[inline(always)]
-fn coeff<V: FloatVec>(isa: V::Isa, coeffs: &[V::Real], k: usize) -> V {
+fn coeff<V: Arith>(isa: V::Isa, coeffs: &[V::Real], k: usize) -> V {
     splat(isa, coeffs.get(k).copied().unwrap_or(V::Real::ONE))
 }
 
@@ -87,7 +197,7 @@ fn coeff<V: FloatVec>(isa: V::Isa, coeffs: &[V::Real], k: usize) -> V {
 /// rule in t². Its dependency chain is shorter than Horner's, and these loops are bound by
 /// latency through the out-of-order window rather than by the FMA pipes.
 #[inline(always)]
-fn estrin<V: FloatVec>(isa: V::Isa, t: V, t2: V, coeffs: &[V::Real], one: bool) -> V {
+fn estrin<V: Arith>(isa: V::Isa, t: V, t2: V, coeffs: &[V::Real], one: bool) -> V {
     let len = coeffs.len() + usize::from(one);
     let pair = |k: usize| coeff::<V>(isa, coeffs, k).mul_add(t, coeff(isa, coeffs, k + 1));
     let (mut p, mut k) = if len % 2 == 1 {
@@ -116,7 +226,7 @@ fn estrin<V: FloatVec>(isa: V::Isa, t: V, t2: V, coeffs: &[V::Real], one: bool) 
 /// polynomial and, for f32, a one-constant reduction: terms that are only summed need about
 /// 2^-21, not one ULP.
 #[inline(always)]
-pub(crate) fn exp_scaled<V: FloatVec, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>) -> V {
+pub(crate) fn exp_scaled<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>) -> V {
     // Callers clamp their inputs so that e^(…) of the clamped value is 0, but with the row
     // maximum's rounding the clamped argument may lie up to ~3·EXP_MIN_ARG below 0; clamp it
     // here too so that 2^(n + SCALE_SHIFT) stays normal. Sums pass arguments clamped exactly.
@@ -141,7 +251,7 @@ pub(crate) fn exp_scaled<V: FloatVec, const SUM: bool>(isa: V::Isa, hi: V, lo: O
 /// `fma(t_hi + (corr + t²·R(t)), s, s)` with R(t) = (e^t − 1 − t)/t²: only that sum and the
 /// final step round at the result's scale (≤ 1 ULP, tested exhaustively for f32).
 #[inline(always)]
-fn exp_shifted<V: FloatVec, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, magic: V) -> V {
+fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, magic: V) -> V {
     let biased = hi.mul_add(splat(isa, V::Real::LOG2E), magic);
     let scale = biased.shl_mantissa();
     let n = biased.sub(magic);
@@ -179,7 +289,7 @@ fn exp_shifted<V: FloatVec, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, 
 /// the result by under 0.3 ULP). With t = x − a − n·BASE_LN2_LO and s = 2^(n + SCALE_SHIFT) the
 /// result is `fma(t·s, P(t), s)`, P(t) = (e^t − 1)/t, the leading 1 added exactly at the end.
 #[inline(always)]
-pub(crate) fn exp_from_base<V: FloatVec>(isa: V::Isa, x: V, c: V) -> V {
+pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, c: V) -> V {
     let magic = splat::<V>(isa, magic::<V::Real>(V::Real::SCALE_SHIFT));
     let biased = x.sub(c).mul_add(splat(isa, V::Real::LOG2E), magic);
     let scale = biased.shl_mantissa();
