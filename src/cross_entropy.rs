@@ -601,6 +601,17 @@ fn p_f64<'a, R: Real>(p: &CeParams<'a, R>) -> CeParams<'a, f64> {
     }
 }
 
+/// The longest row whose f32 terms a half-precision fused task keeps in a scratch row (the
+/// cached path's own limit for f32 rows).
+const TERMS_LIMIT_BYTES: usize = crate::kernels::row::STORE_LIMIT_BYTES;
+
+/// A task's scratch rows: the soft-capped logits (f64), and the terms of the fused kernel for
+/// element types that cannot hold them (f16 / bf16: one exponential per entry, as in f32).
+struct RowScratch<E: Element> {
+    capped: Vec<f64>,
+    terms: Vec<E::Terms>,
+}
+
 /// A group of rows on one thread.
 struct CeTask<'a, E: Element> {
     x: *const E,
@@ -629,12 +640,7 @@ impl<E: Element> Kernel for CeTask<'_, E> {
     fn run<S: Isa>(self, isa: S) -> usize {
         let cols = self.cols;
         let mut correct = 0;
-        // Soft-capping: each row is transformed into an f64 scratch row first.
-        let mut scratch = if self.softcap.is_some() {
-            vec![0f64; cols]
-        } else {
-            Vec::new()
-        };
+        let mut scratch = self.scratch();
         let lanes = <VecOf<S, E> as FloatVec>::LANES;
         let small = self.softcap.is_none() && cols <= SMALL_VECTORS * lanes;
         if !small {
@@ -712,7 +718,7 @@ impl<E: Element> CeTask<'_, E> {
         isa: S,
         batch: &[ce::SmallRow<E>],
         index: &[usize],
-        scratch: &mut [f64],
+        scratch: &mut RowScratch<E>,
         small: &mut [E::Real],
     ) -> usize {
         let mut results = [RowForward::default(); ce::BATCH_MAX];
@@ -750,10 +756,32 @@ impl<E: Element> CeTask<'_, E> {
         correct
     }
 
+    /// The task's scratch rows.
+    fn scratch(&self) -> RowScratch<E> {
+        let cols = self.cols;
+        let fused_half = self.forward && !self.grad.is_null() && self.softcap.is_none();
+        let in_place = core::mem::size_of::<E>() == core::mem::size_of::<E::Terms>();
+        RowScratch {
+            capped: if self.softcap.is_some() {
+                vec![0f64; cols]
+            } else {
+                Vec::new()
+            },
+            terms: if fused_half
+                && !in_place
+                && cols * core::mem::size_of::<E::Terms>() <= TERMS_LIMIT_BYTES
+            {
+                vec![<E::Terms as Element>::from_f64(0.0); cols]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
     /// Row `r` through the general kernels (any length, soft-capping, special values).
     /// Returns 1 when the target is the row's first maximum (forward only).
     #[inline(always)]
-    fn general_row<S: Isa>(&self, isa: S, r: usize, scratch: &mut [f64]) -> usize {
+    fn general_row<S: Isa>(&self, isa: S, r: usize, scratch: &mut RowScratch<E>) -> usize {
         let cols = self.cols;
         let t = self.targets[r];
         let target = (t != IGNORED).then_some(t);
@@ -773,7 +801,9 @@ impl<E: Element> CeTask<'_, E> {
                 (self.forward, self.grad.is_null(), self.softcap, target)
             {
                 // One exponential per entry where the row allows it (same results as below).
-                if let Some(f) = ce::row_fused(isa, src, dst, cols, t, g, &self.p) {
+                if let Some(f) =
+                    ce::row_fused(isa, src, dst, cols, t, g, &self.p, &mut scratch.terms)
+                {
                     *self.lse.add(r) = f.lse;
                     *self.loss.add(r) = f.loss;
                     *self.z.add(r) = f.z;
@@ -782,7 +812,7 @@ impl<E: Element> CeTask<'_, E> {
             }
             let row = core::slice::from_raw_parts(src, cols);
             if let Some(c) = self.softcap {
-                for (y, v) in scratch.iter_mut().zip(row) {
+                for (y, v) in scratch.capped.iter_mut().zip(row) {
                     *y = c * (v.to_f64() / self.tau / c).tanh();
                 }
             }
@@ -792,7 +822,7 @@ impl<E: Element> CeTask<'_, E> {
                         // Accuracy is judged on the logits themselves (capping can round
                         // distinct large logits to one value).
                         correct: target.is_some_and(|t| first_max_is(row, t)),
-                        ..ce::row_forward(isa, scratch, target, &self.p64)
+                        ..ce::row_forward(isa, &scratch.capped, target, &self.p64)
                     },
                     None => ce::row_forward(isa, row, target, &self.p),
                 };
@@ -814,10 +844,10 @@ impl<E: Element> CeTask<'_, E> {
             match self.softcap {
                 None => ce::row_gradient(isa, src, dst, cols, t, lse, g, &self.p),
                 Some(c) => {
-                    let y = scratch.as_mut_ptr();
+                    let y = scratch.capped.as_mut_ptr();
                     ce::row_gradient(isa, y, y, cols, t, lse, g, &self.p64);
                     // Chain rule: dy/dx = sech²(x/(τc)) / τ.
-                    for (j, &gy) in scratch.iter().enumerate() {
+                    for (j, &gy) in scratch.capped.iter().enumerate() {
                         let ch = ((*src.add(j)).to_f64() / self.tau / c).cosh();
                         *dst.add(j) = E::from_f64(gy / (self.tau * ch * ch));
                     }

@@ -29,6 +29,11 @@ pub trait Element:
     #[doc(hidden)]
     type Real: Real;
 
+    /// The type intermediate terms are kept in between two passes over a row (the compute
+    /// precision: the element type itself, f32 for f16 / bf16).
+    #[doc(hidden)]
+    type Terms: Element<Real = Self::Real>;
+
     /// A short name (`"f32"`).
     const NAME: &'static str;
 
@@ -92,6 +97,7 @@ macro_rules! native_element {
     ($t:ty, $vec:ident) => {
         impl Element for $t {
             type Real = $t;
+            type Terms = $t;
             const NAME: &'static str = stringify!($t);
 
             #[inline(always)]
@@ -149,6 +155,7 @@ macro_rules! half_element {
     ($t:ty, $bf16:expr, $name:expr) => {
         impl Element for $t {
             type Real = f32;
+            type Terms = f32;
             const NAME: &'static str = $name;
 
             #[inline(always)]

@@ -140,8 +140,9 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
         let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
         map.ahead = n;
         // SAFETY: the stretches lie inside x; nothing is written in SUM mode.
-        let s_others =
-            unsafe { others_sum::<S, E, SUM>(&map, x.as_ptr(), core::ptr::null_mut(), n, t, None) };
+        let s_others = unsafe {
+            others_sum::<S, E, E, SUM>(&map, x.as_ptr(), core::ptr::null_mut(), n, t, None)
+        };
         return finish_forward(&scan, map.reference, s_others, gaps, n, t, p);
     }
     let left = row::row_stats(isa, &x[..t], &p.sc);
@@ -423,21 +424,23 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
     map.set_factors(&f);
     // SAFETY: t < n; the target entry is written last, after its logit was read above.
     unsafe {
-        let others = others_sum::<S, E, GRAD>(&map, src, dst, n, t, weights) * f.shift;
+        let others = others_sum::<S, E, E, GRAD>(&map, src, dst, n, t, weights) * f.shift;
         *dst.add(t) = E::from_f64(f.target_entry(others, xt, tau.inv));
     }
 }
 
 /// Softmax cross-entropy forward and gradient of one regular row in one exponential per entry
-/// (rows on the cached path, whose element type holds the compute precision): the terms
-/// e^((x_j − c)) are stored into `dst` while the row is summed, and once lse is known a second
-/// pass over the stored terms (from cache) turns them into gradient entries. Bitwise equal to
+/// (rows on the cached path): the terms e^((x_j − c)) are stored while the row is summed (into
+/// `dst` where the element type holds the compute precision, into `terms`, at least `n` long,
+/// for f16 / bf16), and once lse is known a second pass over the stored terms (from cache)
+/// turns them into gradient entries. Bitwise equal to
 /// [`row_forward`] followed by [`row_gradient`], which compute the same terms in the same order.
 /// Returns `None`, having written nothing, for a row that is not regular or not on the cached
 /// path (the caller then takes those two functions).
 ///
 /// # Safety
 /// As [`row_gradient`].
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     isa: S,
@@ -447,11 +450,18 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     t: usize,
     g: f64,
     p: &CeParams<E::Real>,
+    terms: &mut [E::Terms],
 ) -> Option<RowForward> {
-    if core::mem::size_of::<E>() != core::mem::size_of::<E::Real>() || !takes_cached_path::<E>(n, p)
-    {
+    let in_place = core::mem::size_of::<E>() == core::mem::size_of::<E::Terms>();
+    if !takes_cached_path::<E>(n, p) || !(in_place || terms.len() >= n) {
         return None;
     }
+    // Where E is its own term type (f32, f64), E::Terms is E.
+    let terms = if in_place {
+        dst as *mut E::Terms
+    } else {
+        terms.as_mut_ptr()
+    };
     // SAFETY: src is valid for n elements; the slice is dropped before the first write.
     let (scan, gaps) = unsafe {
         let x = core::slice::from_raw_parts(src, n);
@@ -465,7 +475,7 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     map.ahead = n;
     // SAFETY: the stretches lie inside the row and skip t; each term is stored where its
     // logit was just read.
-    let s_others = unsafe { others_sum::<S, E, STORE>(&map, src, dst, n, t, None) };
+    let s_others = unsafe { others_sum::<S, E, E::Terms, STORE>(&map, src, terms, n, t, None) };
     let fwd = finish_forward(&scan, map.reference, s_others, gaps, n, t, p);
     // A coarse lse: ln S from the sum just taken, as `row_gradient` sums it anew.
     let coarse =
@@ -473,10 +483,11 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     let f = GradFactors::new(&map, t, n, fwd.lse, g, p, coarse);
     map.set_factors(&f);
     let weights = if p.eps > 0.0 { p.weights } else { None };
-    // SAFETY: as above; the stored terms are turned into gradient entries in place.
+    // SAFETY: as above; the stored terms are turned into gradient entries (in place where
+    // `terms` is `dst`).
     unsafe {
-        rescale_stretch(&map, dst, 0, t, weights);
-        rescale_stretch(&map, dst, t + 1, n, weights);
+        rescale_stretch(&map, terms, dst, 0, t, weights);
+        rescale_stretch(&map, terms, dst, t + 1, n, weights);
         let others = s_others * f.shift;
         *dst.add(t) = E::from_f64(f.target_entry(others, scan.xt, p.sc.tau.inv));
     }
@@ -638,7 +649,7 @@ unsafe fn coarse_ln_sum<S: Isa, E: Element>(
     for (k, (start, end)) in [(0, t), (t + 1, n)].into_iter().enumerate() {
         // SAFETY: the stretches lie inside the row; SUM writes nothing.
         parts[k] = unsafe {
-            stretch_impl::<S, E, true, SUM>(map, src, core::ptr::null_mut(), start, end, None)
+            stretch_impl::<S, E, E, true, SUM>(map, src, core::ptr::null_mut(), start, end, None)
         };
     }
     let s_others = (parts[0] + parts[1]) * unscale::<E>();
@@ -731,10 +742,10 @@ const GRAD: u8 = 2;
 /// `src` valid for reading `n` elements; unless `MODE == SUM`, `dst` valid for writing them
 /// (equal to `src` or disjoint); `t < n`; `weights`, when given, has `n` entries.
 #[inline(always)]
-unsafe fn others_sum<S: Isa, E: Element, const MODE: u8>(
+unsafe fn others_sum<S: Isa, E: Element, D: Element<Real = E::Real>, const MODE: u8>(
     f: &GradMap<S, E>,
     src: *const E,
-    dst: *mut E,
+    dst: *mut D,
     n: usize,
     t: usize,
     weights: Option<&[E::Real]>,
@@ -744,7 +755,7 @@ unsafe fn others_sum<S: Isa, E: Element, const MODE: u8>(
     let mut parts = [0.0; 2];
     for (k, (start, end)) in [(0, t), (t + 1, n)].into_iter().enumerate() {
         // SAFETY: forwarded; the stretches lie inside the row.
-        parts[k] = unsafe { stretch::<S, E, MODE>(f, src, dst, start, end, weights) };
+        parts[k] = unsafe { stretch::<S, E, D, MODE>(f, src, dst, start, end, weights) };
     }
     (parts[0] + parts[1]) * unscale::<E>()
 }
@@ -752,10 +763,10 @@ unsafe fn others_sum<S: Isa, E: Element, const MODE: u8>(
 /// # Safety
 /// As [`others_sum`], with `start <= end <= n`.
 #[inline(always)]
-unsafe fn stretch<S: Isa, E: Element, const MODE: u8>(
+unsafe fn stretch<S: Isa, E: Element, D: Element<Real = E::Real>, const MODE: u8>(
     f: &GradMap<S, E>,
     src: *const E,
-    dst: *mut E,
+    dst: *mut D,
     start: usize,
     end: usize,
     weights: Option<&[E::Real]>,
@@ -763,18 +774,24 @@ unsafe fn stretch<S: Isa, E: Element, const MODE: u8>(
     // SAFETY: forwarded.
     unsafe {
         if f.fast {
-            stretch_impl::<S, E, false, MODE>(f, src, dst, start, end, weights)
+            stretch_impl::<S, E, D, false, MODE>(f, src, dst, start, end, weights)
         } else {
-            stretch_impl::<S, E, true, MODE>(f, src, dst, start, end, weights)
+            stretch_impl::<S, E, D, true, MODE>(f, src, dst, start, end, weights)
         }
     }
 }
 
 #[inline(always)]
-unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
+unsafe fn stretch_impl<
+    S: Isa,
+    E: Element,
+    D: Element<Real = E::Real>,
+    const EXACT: bool,
+    const MODE: u8,
+>(
     f: &GradMap<S, E>,
     src: *const E,
-    dst: *mut E,
+    dst: *mut D,
     start: usize,
     end: usize,
     weights: Option<&[E::Real]>,
@@ -787,10 +804,10 @@ unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
     // SAFETY (for the closure-free helper below): i + len <= end <= n; src/dst valid for n
     // elements, weights for n entries.
     #[inline(always)]
-    unsafe fn sink<S: Isa, E: Element, const MODE: u8>(
+    unsafe fn sink<S: Isa, E: Element, D: Element<Real = E::Real>, const MODE: u8>(
         f: &GradMap<S, E>,
         e: VecOf<S, E>,
-        dst: *mut E,
+        dst: *mut D,
         w_ptr: *const E::Real,
         i: usize,
         len: usize,
@@ -798,10 +815,10 @@ unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
         // SAFETY: forwarded.
         unsafe {
             if MODE == STORE {
-                store_elems::<S, E>(e, dst.add(i), len);
+                store_elems::<S, D>(e, dst.add(i), len);
             } else if MODE == GRAD {
                 let nb = neg_beta(f, w_ptr, i, len);
-                store_elems::<S, E>(e.mul_add(f.alpha, nb), dst.add(i), len);
+                store_elems::<S, D>(e.mul_add(f.alpha, nb), dst.add(i), len);
             }
         }
     }
@@ -819,8 +836,8 @@ unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
         unsafe {
             let (e0, e1) =
                 f.term_pair::<EXACT>(E::load(isa, src.add(i)), E::load(isa, src.add(i + lanes)));
-            sink::<S, E, MODE>(f, e0, dst, w_ptr, i, lanes);
-            sink::<S, E, MODE>(f, e1, dst, w_ptr, i + lanes, lanes);
+            sink::<S, E, D, MODE>(f, e0, dst, w_ptr, i, lanes);
+            sink::<S, E, D, MODE>(f, e1, dst, w_ptr, i + lanes, lanes);
             acc = acc.add(e0.add(e1));
         }
         i += 2 * lanes;
@@ -835,7 +852,7 @@ unsafe fn stretch_impl<S: Isa, E: Element, const EXACT: bool, const MODE: u8>(
         // SAFETY: i + len <= end. Padding lanes hold x = −inf (e = 0), and are not stored.
         unsafe {
             let e = f.term::<EXACT>(load_elems(isa, src.add(i), len, ninf));
-            sink::<S, E, MODE>(f, e, dst, w_ptr, i, len);
+            sink::<S, E, D, MODE>(f, e, dst, w_ptr, i, len);
             acc = acc.add(e);
         }
         i += len;
@@ -863,14 +880,15 @@ unsafe fn neg_beta<S: Isa, E: Element>(
     }
 }
 
-/// Turns the terms stored over `[start, end)` into gradient entries α·e − β_j, in place.
+/// Turns the terms stored over `[start, end)` into gradient entries α·e − β_j.
 ///
 /// # Safety
-/// `dst` valid for reading and writing `end` elements; `weights`, when given, has `end` or
-/// more entries.
+/// `terms` valid for reading and `dst` for writing `end` elements (the same memory, or
+/// disjoint); `weights`, when given, has `end` or more entries.
 #[inline(always)]
 unsafe fn rescale_stretch<S: Isa, E: Element>(
     f: &GradMap<S, E>,
+    terms: *const E::Terms,
     dst: *mut E,
     start: usize,
     end: usize,
@@ -887,7 +905,7 @@ unsafe fn rescale_stretch<S: Isa, E: Element>(
         }
         // SAFETY: i + len <= end; forwarded validity.
         unsafe {
-            let e = load_elems(f.isa, dst.add(i), len, zero);
+            let e = load_elems(f.isa, terms.add(i), len, zero);
             let nb = neg_beta(f, w_ptr, i, len);
             store_elems::<S, E>(e.mul_add(f.alpha, nb), dst.add(i), len);
         }
