@@ -546,11 +546,13 @@ impl<E: Element> Call<'_, E> {
         let z_ptr = SendPtr(out.row_z_losses.as_mut_ptr());
         let (xp, gp) = (SendPtr(x as *mut E), SendPtr(grad));
         let path = crate::simd::current();
-        let correct: usize = parallel::map_indices(tasks, |k| {
+        let fused = forward && !grad.is_null() && self.opts.softcap.is_none();
+        let new_scratch = || RowScratch::<E>::new(self.cols, fused, self.opts.softcap.is_some());
+        let correct: usize = parallel::map_indices_with(tasks, new_scratch, |scratch, k| {
             let first = k * per_task;
             let n = per_task.min(rows - first);
             // Each task owns rows first..first + n of every buffer.
-            let task = CeTask::<E> {
+            let job = CeJob::<E> {
                 x: xp.get().wrapping_add(first * self.cols),
                 grad: if gp.get().is_null() {
                     gp.get()
@@ -571,7 +573,7 @@ impl<E: Element> Call<'_, E> {
                 softcap: self.opts.softcap,
                 tau: self.opts.temperature,
             };
-            dispatch(path, task)
+            dispatch(path, CeTask { job, scratch })
         })
         .into_iter()
         .sum();
@@ -612,8 +614,40 @@ struct RowScratch<E: Element> {
     terms: Vec<E::Terms>,
 }
 
-/// A group of rows on one thread.
+impl<E: Element> RowScratch<E> {
+    /// Scratch for rows of `cols`: the capped row when soft-capping, the terms when a fused
+    /// call on half-precision rows can use them.
+    fn new(cols: usize, fused: bool, capped: bool) -> Self {
+        let terms_bytes = cols * core::mem::size_of::<E::Terms>();
+        let in_place = core::mem::size_of::<E>() == core::mem::size_of::<E::Terms>();
+        RowScratch {
+            capped: if capped { vec![0f64; cols] } else { Vec::new() },
+            terms: if fused && !capped && !in_place && terms_bytes <= TERMS_LIMIT_BYTES {
+                vec![<E::Terms as Element>::from_f64(0.0); cols]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+/// A group of rows on one thread, with the scratch rows it may use.
 struct CeTask<'a, E: Element> {
+    job: CeJob<'a, E>,
+    scratch: &'a mut RowScratch<E>,
+}
+
+impl<E: Element> Kernel for CeTask<'_, E> {
+    type Output = usize;
+
+    #[inline(always)]
+    fn run<S: Isa>(self, isa: S) -> usize {
+        self.job.run_rows(isa, self.scratch)
+    }
+}
+
+/// The rows of one task.
+struct CeJob<'a, E: Element> {
     x: *const E,
     /// Null when no gradient is wanted.
     grad: *mut E,
@@ -633,19 +667,17 @@ struct CeTask<'a, E: Element> {
     tau: f64,
 }
 
-impl<E: Element> Kernel for CeTask<'_, E> {
-    type Output = usize;
-
+impl<E: Element> CeJob<'_, E> {
+    /// Every row of the task; returns how many targets are their row's first maximum.
     #[inline(always)]
-    fn run<S: Isa>(self, isa: S) -> usize {
+    fn run_rows<S: Isa>(&self, isa: S, scratch: &mut RowScratch<E>) -> usize {
         let cols = self.cols;
         let mut correct = 0;
-        let mut scratch = self.scratch();
         let lanes = <VecOf<S, E> as FloatVec>::LANES;
         let small = self.softcap.is_none() && cols <= SMALL_VECTORS * lanes;
         if !small {
             for r in 0..self.rows {
-                correct += self.general_row(isa, r, &mut scratch);
+                correct += self.general_row(isa, r, scratch);
             }
             return correct;
         }
@@ -664,7 +696,7 @@ impl<E: Element> Kernel for CeTask<'_, E> {
         for r in 0..self.rows {
             let t = self.targets[r];
             if t == IGNORED {
-                correct += self.general_row(isa, r, &mut scratch);
+                correct += self.general_row(isa, r, scratch);
                 continue;
             }
             batch[count] = ce::SmallRow {
@@ -690,7 +722,7 @@ impl<E: Element> Kernel for CeTask<'_, E> {
                     isa,
                     &batch[..lanes],
                     &index[..count],
-                    &mut scratch,
+                    scratch,
                     &mut small_scratch,
                 );
                 count = 0;
@@ -701,7 +733,7 @@ impl<E: Element> Kernel for CeTask<'_, E> {
                 isa,
                 &batch[..lanes],
                 &index[..count],
-                &mut scratch,
+                scratch,
                 &mut small_scratch,
             );
         }
@@ -709,7 +741,7 @@ impl<E: Element> Kernel for CeTask<'_, E> {
     }
 }
 
-impl<E: Element> CeTask<'_, E> {
+impl<E: Element> CeJob<'_, E> {
     /// Runs one small batch (`batch` holds LANES rows, the first `index.len()` of them this
     /// batch's) and records its results; rows it hands back take the general path.
     #[inline(always)]
@@ -754,28 +786,6 @@ impl<E: Element> CeTask<'_, E> {
             }
         }
         correct
-    }
-
-    /// The task's scratch rows.
-    fn scratch(&self) -> RowScratch<E> {
-        let cols = self.cols;
-        let fused_half = self.forward && !self.grad.is_null() && self.softcap.is_none();
-        let in_place = core::mem::size_of::<E>() == core::mem::size_of::<E::Terms>();
-        RowScratch {
-            capped: if self.softcap.is_some() {
-                vec![0f64; cols]
-            } else {
-                Vec::new()
-            },
-            terms: if fused_half
-                && !in_place
-                && cols * core::mem::size_of::<E::Terms>() <= TERMS_LIMIT_BYTES
-            {
-                vec![<E::Terms as Element>::from_f64(0.0); cols]
-            } else {
-                Vec::new()
-            },
-        }
     }
 
     /// Row `r` through the general kernels (any length, soft-capping, special values).

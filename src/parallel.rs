@@ -67,6 +67,25 @@ pub(crate) fn map_indices<R: Send>(count: usize, f: impl Fn(usize) -> R + Sync +
     (0..count).map(f).collect()
 }
 
+/// As [`map_indices`], with a scratch value made by `init` and lent to `f`: one per rayon job
+/// (a few per thread), not one per index. `f` must not let results depend on the scratch's
+/// earlier contents.
+pub(crate) fn map_indices_with<T, R: Send>(
+    count: usize,
+    init: impl Fn() -> T + Sync + Send,
+    f: impl Fn(&mut T, usize) -> R + Sync + Send,
+) -> Vec<R> {
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        if count > 1 && threads() > 1 {
+            return (0..count).into_par_iter().map_init(init, f).collect();
+        }
+    }
+    let mut scratch = init();
+    (0..count).map(|i| f(&mut scratch, i)).collect()
+}
+
 /// How many rows of `cols` elements of `elem_bytes` bytes make one task.
 pub(crate) fn rows_per_task(cols: usize, elem_bytes: usize) -> usize {
     (TASK_BYTES / (cols.max(1) * elem_bytes)).max(1)
