@@ -713,6 +713,12 @@ impl<S: Isa, E: Element> GradMap<S, E> {
         }
     }
 
+    /// Four terms on the base form (the cached path's rounds of four vectors).
+    #[inline(always)]
+    fn term_quad(&self, v: [VecOf<S, E>; 4]) -> [VecOf<S, E>; 4] {
+        self.base.apply_quad(v)
+    }
+
     #[inline(always)]
     fn term_pair<const EXACT: bool>(
         &self,
@@ -828,6 +834,35 @@ unsafe fn stretch_impl<
     let mut total = row::SumF64::default();
     let mut rounds = 0u32;
     let mut i = start;
+    // Rounds of four vectors where the base form applies (more independent work in the
+    // scheduler's window), then pairs.
+    if !EXACT {
+        while i + 4 * lanes <= end {
+            if f.ahead != 0 {
+                isa.prefetch(src.wrapping_add(i + f.ahead) as *const u8);
+                isa.prefetch(src.wrapping_add(i + 2 * lanes + f.ahead) as *const u8);
+            }
+            // SAFETY: i + 4·lanes <= end.
+            unsafe {
+                let e = f.term_quad([
+                    E::load(isa, src.add(i)),
+                    E::load(isa, src.add(i + lanes)),
+                    E::load(isa, src.add(i + 2 * lanes)),
+                    E::load(isa, src.add(i + 3 * lanes)),
+                ]);
+                for (k, &v) in e.iter().enumerate() {
+                    sink::<S, E, D, MODE>(f, v, dst, w_ptr, i + k * lanes, lanes);
+                }
+                acc = acc.add(e[0].add(e[1]).add(e[2].add(e[3])));
+            }
+            i += 4 * lanes;
+            rounds += 2;
+            if rounds % 8 == 0 {
+                total.add(acc.reduce_sum_f64());
+                acc = zero;
+            }
+        }
+    }
     while i + 2 * lanes <= end {
         if f.ahead != 0 {
             isa.prefetch(src.wrapping_add(i + f.ahead) as *const u8);
@@ -897,12 +932,26 @@ unsafe fn rescale_stretch<S: Isa, E: Element>(
     let w_ptr = weights.map_or(core::ptr::null(), |w| w.as_ptr());
     let lanes = VecOf::<S, E>::LANES;
     let zero = <E::Real as Real>::ZERO;
+    let isa = f.isa;
     let mut i = start;
+    // Whole vectors two per round (one prefetch per round), then the tail.
+    while i + 2 * lanes <= end {
+        if f.ahead != 0 {
+            isa.prefetch(dst.wrapping_add(i + f.ahead) as *const u8);
+        }
+        // SAFETY: i + 2·lanes <= end; forwarded validity.
+        unsafe {
+            let e0 = E::Terms::load(isa, terms.add(i));
+            let e1 = E::Terms::load(isa, terms.add(i + lanes));
+            let nb0 = neg_beta(f, w_ptr, i, lanes);
+            let nb1 = neg_beta(f, w_ptr, i + lanes, lanes);
+            E::store(e0.mul_add(f.alpha, nb0), dst.add(i));
+            E::store(e1.mul_add(f.alpha, nb1), dst.add(i + lanes));
+        }
+        i += 2 * lanes;
+    }
     while i < end {
         let len = lanes.min(end - i);
-        if f.ahead != 0 {
-            f.isa.prefetch(dst.wrapping_add(i + f.ahead) as *const u8);
-        }
         // SAFETY: i + len <= end; forwarded validity.
         unsafe {
             let e = load_elems(f.isa, terms.add(i), len, zero);

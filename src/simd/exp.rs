@@ -78,43 +78,37 @@ impl<V: FloatVec> Arith for V {
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Pair<V>(pub V, pub V);
 
-impl<V: FloatVec> Arith for Pair<V> {
-    type Real = V::Real;
-    type Isa = V::Isa;
+impl<A: Arith> Arith for Pair<A> {
+    type Real = A::Real;
+    type Isa = A::Isa;
     #[inline(always)]
-    fn splat(isa: V::Isa, x: V::Real) -> Self {
-        let v = V::splat(isa, x);
+    fn splat(isa: A::Isa, x: A::Real) -> Self {
+        let v = A::splat(isa, x);
         Pair(v, v)
     }
     #[inline(always)]
     fn add(self, b: Self) -> Self {
-        Pair(FloatVec::add(self.0, b.0), FloatVec::add(self.1, b.1))
+        Pair(self.0.add(b.0), self.1.add(b.1))
     }
     #[inline(always)]
     fn sub(self, b: Self) -> Self {
-        Pair(FloatVec::sub(self.0, b.0), FloatVec::sub(self.1, b.1))
+        Pair(self.0.sub(b.0), self.1.sub(b.1))
     }
     #[inline(always)]
     fn mul(self, b: Self) -> Self {
-        Pair(FloatVec::mul(self.0, b.0), FloatVec::mul(self.1, b.1))
+        Pair(self.0.mul(b.0), self.1.mul(b.1))
     }
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
-        Pair(
-            FloatVec::mul_add(self.0, b.0, c.0),
-            FloatVec::mul_add(self.1, b.1, c.1),
-        )
+        Pair(self.0.mul_add(b.0, c.0), self.1.mul_add(b.1, c.1))
     }
     #[inline(always)]
     fn max(self, b: Self) -> Self {
-        Pair(FloatVec::max(self.0, b.0), FloatVec::max(self.1, b.1))
+        Pair(self.0.max(b.0), self.1.max(b.1))
     }
     #[inline(always)]
     fn shl_mantissa(self) -> Self {
-        Pair(
-            FloatVec::shl_mantissa(self.0),
-            FloatVec::shl_mantissa(self.1),
-        )
+        Pair(self.0.shl_mantissa(), self.1.shl_mantissa())
     }
 }
 
@@ -199,17 +193,24 @@ fn coeff<V: Arith>(isa: V::Isa, coeffs: &[V::Real], k: usize) -> V {
 #[inline(always)]
 fn estrin<V: Arith>(isa: V::Isa, t: V, t2: V, coeffs: &[V::Real], one: bool) -> V {
     let len = coeffs.len() + usize::from(one);
-    let pair = |k: usize| coeff::<V>(isa, coeffs, k).mul_add(t, coeff(isa, coeffs, k + 1));
     let (mut p, mut k) = if len % 2 == 1 {
         (coeff::<V>(isa, coeffs, 0), 1)
     } else {
-        (pair(0), 2)
+        (estrin_pair(isa, t, coeffs, 0), 2)
     };
     while k < len {
-        p = p.mul_add(t2, pair(k));
+        p = p.mul_add(t2, estrin_pair(isa, t, coeffs, k));
         k += 2;
     }
     p
+}
+
+/// a_k·t + a_(k+1). A function, not a closure: a closure is compiled without the caller's
+/// target features once it is not inlined (as happened with four vectors per round), and
+/// every intrinsic in it becomes a call.
+#[inline(always)]
+fn estrin_pair<V: Arith>(isa: V::Isa, t: V, coeffs: &[V::Real], k: usize) -> V {
+    coeff::<V>(isa, coeffs, k).mul_add(t, coeff(isa, coeffs, k + 1))
 }
 
 /// e^(hi + lo) · 2^SCALE_SHIFT for hi ≤ 0 (or NaN), |lo| ≤ ulp(hi): the exponential inside
