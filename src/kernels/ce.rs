@@ -713,12 +713,6 @@ impl<S: Isa, E: Element> GradMap<S, E> {
         }
     }
 
-    /// Four terms on the base form (the cached path's rounds of four vectors).
-    #[inline(always)]
-    fn term_quad(&self, v: [VecOf<S, E>; 4]) -> [VecOf<S, E>; 4] {
-        self.base.apply_quad(v)
-    }
-
     #[inline(always)]
     fn term_pair<const EXACT: bool>(
         &self,
@@ -834,35 +828,6 @@ unsafe fn stretch_impl<
     let mut total = row::SumF64::default();
     let mut rounds = 0u32;
     let mut i = start;
-    // Rounds of four vectors where the base form applies (more independent work in the
-    // scheduler's window), then pairs.
-    if !EXACT {
-        while i + 4 * lanes <= end {
-            if f.ahead != 0 {
-                isa.prefetch(src.wrapping_add(i + f.ahead) as *const u8);
-                isa.prefetch(src.wrapping_add(i + 2 * lanes + f.ahead) as *const u8);
-            }
-            // SAFETY: i + 4·lanes <= end.
-            unsafe {
-                let e = f.term_quad([
-                    E::load(isa, src.add(i)),
-                    E::load(isa, src.add(i + lanes)),
-                    E::load(isa, src.add(i + 2 * lanes)),
-                    E::load(isa, src.add(i + 3 * lanes)),
-                ]);
-                for (k, &v) in e.iter().enumerate() {
-                    sink::<S, E, D, MODE>(f, v, dst, w_ptr, i + k * lanes, lanes);
-                }
-                acc = acc.add(e[0].add(e[1]).add(e[2].add(e[3])));
-            }
-            i += 4 * lanes;
-            rounds += 2;
-            if rounds % 8 == 0 {
-                total.add(acc.reduce_sum_f64());
-                acc = zero;
-            }
-        }
-    }
     while i + 2 * lanes <= end {
         if f.ahead != 0 {
             isa.prefetch(src.wrapping_add(i + f.ahead) as *const u8);

@@ -316,38 +316,9 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     let mut total = SumF64::default();
     let mut rounds = 0u32;
     let mut i = 0;
-    // Four vectors per round (two pairs stepped together: more independent work in the
-    // scheduler's window), then at most one pair.
-    while i + 4 * lanes <= n {
+    while i + 2 * lanes <= n {
         // Fetch the next block while this one computes: its max pass then reads from cache
         // and the DRAM transfer overlaps the exponentials. 2 * lanes elements are 64 bytes.
-        isa.prefetch(src.wrapping_add(i + BLOCK) as *const u8);
-        isa.prefetch(src.wrapping_add(i + 2 * lanes + BLOCK) as *const u8);
-        // SAFETY: i + 4 * lanes <= n, and src/dst are valid for n elements.
-        unsafe {
-            let y = term.apply_quad([
-                E::load(isa, src.add(i)),
-                E::load(isa, src.add(i + lanes)),
-                E::load(isa, src.add(i + 2 * lanes)),
-                E::load(isa, src.add(i + 3 * lanes)),
-            ]);
-            if STORE {
-                for (k, &v) in y.iter().enumerate() {
-                    E::store(v, dst.add(i + k * lanes));
-                }
-            }
-            acc = acc.add(y[0].add(y[1]).add(y[2].add(y[3])));
-        }
-        i += 4 * lanes;
-        // Each lane adds at most 16 terms before the partial sums move to f64: the sum's
-        // rounding error stays near one ULP whatever the row length and lane count.
-        rounds += 2;
-        if rounds % 8 == 0 {
-            total.add(acc.reduce_sum_f64());
-            acc = zero;
-        }
-    }
-    if i + 2 * lanes <= n {
         isa.prefetch(src.wrapping_add(i + BLOCK) as *const u8);
         // SAFETY: i + 2 * lanes <= n, and src/dst are valid for n elements.
         unsafe {
@@ -360,6 +331,13 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
             acc = acc.add(y0.add(y1));
         }
         i += 2 * lanes;
+        // Each lane adds at most 16 terms before the partial sums move to f64: the sum's
+        // rounding error stays near one ULP whatever the row length and lane count.
+        rounds += 1;
+        if rounds % 8 == 0 {
+            total.add(acc.reduce_sum_f64());
+            acc = zero;
+        }
     }
     if i + lanes <= n {
         // SAFETY: i + lanes <= n, and src/dst are valid for n elements.
@@ -548,22 +526,6 @@ impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> VecMap<VecOf<S, 
         };
         (ya, yb)
     }
-
-    #[inline(always)]
-    fn apply_quad(&self, v: [VecOf<S, E>; 4]) -> [VecOf<S, E>; 4] {
-        let [a, b, c, d] = v;
-        let Pair(Pair(ya, yb), Pair(yc, yd)) = if STORE {
-            let ((ha, la), (hb, lb)) = (self.exact_arg(a), self.exact_arg(b));
-            let ((hc, lc), (hd, ld)) = (self.exact_arg(c), self.exact_arg(d));
-            let hi = Pair(Pair(ha, hb), Pair(hc, hd));
-            exp_scaled::<_, false>(self.isa, hi, Some(Pair(Pair(la, lb), Pair(lc, ld))))
-        } else {
-            let (da, db) = (self.rounded_arg(a), self.rounded_arg(b));
-            let (dc, dd) = (self.rounded_arg(c), self.rounded_arg(d));
-            exp_scaled::<_, true>(self.isa, Pair(Pair(da, db), Pair(dc, dd)), None)
-        };
-        [ya, yb, yc, yd]
-    }
 }
 
 impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SCALED, STORE> {
@@ -610,18 +572,6 @@ impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
         let x = Pair(self.floor.max(a), self.floor.max(b));
         let Pair(ya, yb) = exp_from_base(self.isa, x, Pair(self.base, self.base));
         (ya, yb)
-    }
-
-    #[inline(always)]
-    fn apply_quad(&self, v: [VecOf<S, E>; 4]) -> [VecOf<S, E>; 4] {
-        let f = self.floor;
-        let x = Pair(
-            Pair(f.max(v[0]), f.max(v[1])),
-            Pair(f.max(v[2]), f.max(v[3])),
-        );
-        let c = Pair(self.base, self.base);
-        let Pair(Pair(a, b), Pair(cc, d)) = exp_from_base(self.isa, x, Pair(c, c));
-        [a, b, cc, d]
     }
 }
 
@@ -811,15 +761,6 @@ pub(crate) trait VecMap<V> {
     #[inline(always)]
     fn apply_pair(&self, a: V, b: V) -> (V, V) {
         (self.apply(a), self.apply(b))
-    }
-
-    /// `apply` on four independent vectors (pairs of pairs, stepped together).
-    #[inline(always)]
-    fn apply_quad(&self, v: [V; 4]) -> [V; 4] {
-        let [v0, v1, v2, v3] = v;
-        let (a, b) = self.apply_pair(v0, v1);
-        let (c, d) = self.apply_pair(v2, v3);
-        [a, b, c, d]
     }
 }
 
