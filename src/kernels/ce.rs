@@ -919,7 +919,7 @@ unsafe fn rescale_stretch<S: Isa, E: Element>(
         let len = lanes.min(end - i);
         // SAFETY: i + len <= end; forwarded validity.
         unsafe {
-            let e = load_elems(f.isa, terms.add(i), len, zero);
+            let e = load_elems(isa, terms.add(i), len, zero);
             let nb = neg_beta(f, w_ptr, i, len);
             store_elems::<S, E>(e.mul_add(f.alpha, nb), dst.add(i), len);
         }

@@ -206,8 +206,8 @@ fn estrin<V: Arith>(isa: V::Isa, t: V, t2: V, coeffs: &[V::Real], one: bool) -> 
 }
 
 /// a_k·t + a_(k+1). A function, not a closure: a closure is compiled without the caller's
-/// target features once it is not inlined (as happened with four vectors per round), and
-/// every intrinsic in it becomes a call.
+/// target features once it is not inlined (as it was in an f64 instantiation, and with four
+/// vectors per round), and every intrinsic in it becomes a call.
 #[inline(always)]
 fn estrin_pair<V: Arith>(isa: V::Isa, t: V, coeffs: &[V::Real], k: usize) -> V {
     coeff::<V>(isa, coeffs, k).mul_add(t, coeff(isa, coeffs, k + 1))
