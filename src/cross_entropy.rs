@@ -18,7 +18,7 @@ use crate::element::{Element, VecOf};
 use crate::kernels::ce::{self, CeParams, RowForward};
 use crate::kernels::row::{Scale, SMALL_VECTORS};
 use crate::parallel::{self, SendPtr};
-use crate::simd::{dispatch, FloatVec, Isa, Kernel, Real};
+use crate::simd::{FloatVec, Isa, Kernel, Real};
 use crate::Error;
 
 /// How per-row losses are reduced (PyTorch's `reduction`).
@@ -573,7 +573,7 @@ impl<E: Element> Call<'_, E> {
                 softcap: self.opts.softcap,
                 tau: self.opts.temperature,
             };
-            dispatch(path, CeTask { job, scratch })
+            E::run_ce_task(path, CeTask { job, scratch })
         })
         .into_iter()
         .sum();
@@ -632,7 +632,7 @@ impl<E: Element> RowScratch<E> {
 }
 
 /// A group of rows on one thread, with the scratch rows it may use.
-struct CeTask<'a, E: Element> {
+pub struct CeTask<'a, E: Element> {
     job: CeJob<'a, E>,
     scratch: &'a mut RowScratch<E>,
 }
@@ -640,7 +640,7 @@ struct CeTask<'a, E: Element> {
 impl<E: Element> Kernel for CeTask<'_, E> {
     type Output = usize;
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn run<S: Isa>(self, isa: S) -> usize {
         self.job.run_rows(isa, self.scratch)
     }
@@ -669,7 +669,7 @@ struct CeJob<'a, E: Element> {
 
 impl<E: Element> CeJob<'_, E> {
     /// Every row of the task; returns how many targets are their row's first maximum.
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn run_rows<S: Isa>(&self, isa: S, scratch: &mut RowScratch<E>) -> usize {
         let cols = self.cols;
         let mut correct = 0;
@@ -744,7 +744,7 @@ impl<E: Element> CeJob<'_, E> {
 impl<E: Element> CeJob<'_, E> {
     /// Runs one small batch (`batch` holds LANES rows, the first `index.len()` of them this
     /// batch's) and records its results; rows it hands back take the general path.
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn flush<S: Isa>(
         &self,
         isa: S,
@@ -790,7 +790,7 @@ impl<E: Element> CeJob<'_, E> {
 
     /// Row `r` through the general kernels (any length, soft-capping, special values).
     /// Returns 1 when the target is the row's first maximum (forward only).
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn general_row<S: Isa>(&self, isa: S, r: usize, scratch: &mut RowScratch<E>) -> usize {
         let cols = self.cols;
         let t = self.targets[r];

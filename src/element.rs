@@ -5,7 +5,10 @@
 //! from that precision. The kernels are written once against this trait, so a new storage type
 //! only has to say how it loads and stores.
 
-use crate::simd::{FloatVec, Isa, Real};
+use crate::cross_entropy::CeTask;
+use crate::kernels::row::Stats;
+use crate::kernels::{ExpTask, FirstIndexTask, MaxTask, RowsTask, SegmentStats, SegmentWrite};
+use crate::simd::{FloatVec, Isa, IsaPath, Real};
 
 mod sealed {
     pub trait Sealed {}
@@ -91,6 +94,61 @@ pub trait Element:
     /// `ptr` must be valid for writing `n` elements.
     #[doc(hidden)]
     unsafe fn store_partial<S: Isa>(v: VecOf<S, Self>, ptr: *mut Self, n: usize);
+
+    // The kernel tasks of this element type, one method per task kind, implemented for each type
+    // by `kernel_instances!`. The public functions are generic, but they reach the kernels only
+    // through these non-generic methods, so every kernel is compiled once, in this crate, at
+    // this crate's optimisation level, never re-instantiated in a caller's crate (a doctest or a
+    // debug build would compile it there unoptimised, with megabyte stack frames; see build.rs).
+    #[doc(hidden)]
+    fn run_rows_task(path: IsaPath, task: RowsTask<Self>);
+    #[doc(hidden)]
+    fn run_segment_stats(path: IsaPath, task: SegmentStats<Self>) -> Stats;
+    #[doc(hidden)]
+    fn run_segment_write(path: IsaPath, task: SegmentWrite<Self>);
+    #[doc(hidden)]
+    fn run_exp_task(path: IsaPath, task: ExpTask<Self>);
+    #[doc(hidden)]
+    fn run_max_task(path: IsaPath, task: MaxTask<'_, Self>) -> (Self::Real, bool);
+    #[doc(hidden)]
+    fn run_first_index_task(path: IsaPath, task: FirstIndexTask<'_, Self>) -> Option<usize>;
+    #[doc(hidden)]
+    fn run_ce_task(path: IsaPath, task: CeTask<'_, Self>) -> usize;
+}
+
+/// The bodies of [`Element`]'s `run_*` methods: each enters the dispatcher with a task of the
+/// implementing type. `#[inline(never)]`: the call must stay a call into this crate's code.
+macro_rules! kernel_instances {
+    () => {
+        #[inline(never)]
+        fn run_rows_task(path: IsaPath, task: RowsTask<Self>) {
+            crate::simd::dispatch(path, task)
+        }
+        #[inline(never)]
+        fn run_segment_stats(path: IsaPath, task: SegmentStats<Self>) -> Stats {
+            crate::simd::dispatch(path, task)
+        }
+        #[inline(never)]
+        fn run_segment_write(path: IsaPath, task: SegmentWrite<Self>) {
+            crate::simd::dispatch(path, task)
+        }
+        #[inline(never)]
+        fn run_exp_task(path: IsaPath, task: ExpTask<Self>) {
+            crate::simd::dispatch(path, task)
+        }
+        #[inline(never)]
+        fn run_max_task(path: IsaPath, task: MaxTask<'_, Self>) -> (Self::Real, bool) {
+            crate::simd::dispatch(path, task)
+        }
+        #[inline(never)]
+        fn run_first_index_task(path: IsaPath, task: FirstIndexTask<'_, Self>) -> Option<usize> {
+            crate::simd::dispatch(path, task)
+        }
+        #[inline(never)]
+        fn run_ce_task(path: IsaPath, task: CeTask<'_, Self>) -> usize {
+            crate::simd::dispatch(path, task)
+        }
+    };
 }
 
 macro_rules! native_element {
@@ -100,43 +158,45 @@ macro_rules! native_element {
             type Terms = $t;
             const NAME: &'static str = stringify!($t);
 
-            #[inline(always)]
+            kernel_instances!();
+
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             fn to_real(self) -> $t {
                 self
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             fn from_real(x: $t) -> Self {
                 x
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             fn to_f64(self) -> f64 {
                 self as f64
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             fn from_f64(x: f64) -> Self {
                 x as $t
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn load<S: Isa>(isa: S, ptr: *const Self) -> S::$vec {
                 // SAFETY: forwarded from the caller.
                 unsafe { <S::$vec as FloatVec>::load(isa, ptr) }
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn store<S: Isa>(v: S::$vec, ptr: *mut Self) {
                 // SAFETY: forwarded from the caller.
                 unsafe { v.store(ptr) }
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn stream<S: Isa>(v: S::$vec, ptr: *mut Self) {
                 // SAFETY: forwarded from the caller.
                 unsafe { v.stream(ptr) }
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn load_partial<S: Isa>(isa: S, ptr: *const Self, n: usize, pad: $t) -> S::$vec {
                 // SAFETY: forwarded from the caller.
                 unsafe { <S::$vec as FloatVec>::load_partial(isa, ptr, n, pad) }
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn store_partial<S: Isa>(v: S::$vec, ptr: *mut Self, n: usize) {
                 // SAFETY: forwarded from the caller.
                 unsafe { v.store_partial(ptr, n) }
@@ -158,7 +218,9 @@ macro_rules! half_element {
             type Terms = f32;
             const NAME: &'static str = $name;
 
-            #[inline(always)]
+            kernel_instances!();
+
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             fn to_real(self) -> f32 {
                 // Exactly as the vector loads widen it (NaN payloads included).
                 // SAFETY: `self` is one readable 16-bit value.
@@ -167,36 +229,36 @@ macro_rules! half_element {
                         .load_half::<$bf16>(&self as *const Self as *const u16)
                 }
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             fn from_real(x: f32) -> Self {
                 <$t>::from_f32(x)
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             fn to_f64(self) -> f64 {
                 f64::from(self.to_real())
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             fn from_f64(x: f64) -> Self {
                 // One rounding, straight from f64.
                 <$t>::from_f64(x)
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn load<S: Isa>(isa: S, ptr: *const Self) -> S::F32 {
                 // SAFETY: forwarded from the caller; the types are 16-bit patterns.
                 unsafe { isa.load_half::<$bf16>(ptr as *const u16) }
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn store<S: Isa>(v: S::F32, ptr: *mut Self) {
                 // SAFETY: forwarded from the caller.
                 unsafe { S::store_half::<$bf16>(v, ptr as *mut u16) }
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn stream<S: Isa>(v: S::F32, ptr: *mut Self) {
                 // Plain stores: half outputs are half the traffic already.
                 // SAFETY: forwarded from the caller.
                 unsafe { Self::store::<S>(v, ptr) }
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn load_partial<S: Isa>(isa: S, ptr: *const Self, n: usize, pad: f32) -> S::F32 {
                 let mut buf = [<$t>::from_f32(pad); 16];
                 // SAFETY: the caller guarantees n < LANES ≤ 16 readable values.
@@ -205,7 +267,7 @@ macro_rules! half_element {
                     isa.load_half::<$bf16>(buf.as_ptr() as *const u16)
                 }
             }
-            #[inline(always)]
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn store_partial<S: Isa>(v: S::F32, ptr: *mut Self, n: usize) {
                 let mut buf = [<$t>::from_f32(0.0); 16];
                 // SAFETY: buf holds 16 ≥ LANES values; the caller guarantees n writable ones.
@@ -222,14 +284,14 @@ half_element!(half::f16, false, "f16");
 half_element!(half::bf16, true, "bf16");
 
 /// Loads the `src.len()` (< LANES) trailing elements into a vector, the other lanes set to `pad`.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn load_tail<S: Isa, E: Element>(isa: S, src: &[E], pad: E::Real) -> VecOf<S, E> {
     // SAFETY: `src` is valid for its length.
     unsafe { E::load_partial(isa, src.as_ptr(), src.len(), pad) }
 }
 
 /// Stores the first `dst.len()` (< LANES) lanes of `v`.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn store_tail<S: Isa, E: Element>(v: VecOf<S, E>, dst: &mut [E]) {
     // SAFETY: `dst` is valid for its length.
     unsafe { E::store_partial(v, dst.as_mut_ptr(), dst.len()) }

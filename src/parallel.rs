@@ -23,7 +23,7 @@ unsafe impl<T: Send> Send for SendPtr<T> {}
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 impl<T> SendPtr<T> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub fn get(self) -> *mut T {
         self.0
     }

@@ -57,14 +57,14 @@ pub(crate) struct CeParams<'a, R: Real> {
 }
 
 impl<R: Real> CeParams<'_, R> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub fn weight(&self, j: usize) -> f64 {
         self.weights_f64.map_or(1.0, |w| w[j])
     }
 
     /// The coefficients A and B_t of the gradient (without the z-loss part when lse is not
     /// finite: the loss is infinite there anyway).
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn coefficients(&self, t: usize, classes: usize, lse: f64) -> (f64, f64) {
         let wt = self.weight(t);
         let smooth = self.eps / classes as f64;
@@ -80,7 +80,7 @@ impl<R: Real> CeParams<'_, R> {
 }
 
 /// `a · b` where a zero coefficient removes the term (0 · ∞ counts 0).
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn coeff_mul(a: f64, b: f64) -> f64 {
     if a == 0.0 {
         0.0
@@ -90,7 +90,7 @@ pub(crate) fn coeff_mul(a: f64, b: f64) -> f64 {
 }
 
 /// (m − x)/τ in f64, also where m − x alone overflows but the scaled value does not (τ > 1).
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn scaled_gap_f64(m: f64, x: f64, inv_tau: f64) -> f64 {
     let gap = m - x;
     if gap.is_finite() || !x.is_finite() {
@@ -112,7 +112,7 @@ pub(crate) struct RowForward {
 }
 
 /// The forward statistics of a row with target `t` (`None`: ignored; only its lse is taken).
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn row_forward<S: Isa, E: Element>(
     isa: S,
     x: &[E],
@@ -174,7 +174,7 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
 
 /// The forward results of a regular row from Σ_{j≠t} e^((x_j − reference)/τ) and the smoothing
 /// gaps.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn finish_forward<R: Real>(
     scan: &RowScan,
     reference: f64,
@@ -222,7 +222,7 @@ fn finish_forward<R: Real>(
 /// (m − x)·GAP_SCALE for the smoothing sum, formed by one fused multiply-add so that it never
 /// overflows (m − x alone does for x and m near ∓MAX), and scaled so that 16 such terms summed
 /// in a lane cannot overflow either. `m_scaled` is m·GAP_SCALE.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn scaled_gap<S: Isa, E: Element>(isa: S, x: VecOf<S, E>, m_scaled: VecOf<S, E>) -> VecOf<S, E> {
     x.mul_add(
         splat::<S, E>(isa, <E::Real as Real>::from_f64(-GAP_SCALE)),
@@ -235,7 +235,7 @@ const GAP_SCALE: f64 = 1.0 / 18446744073709551616.0;
 
 /// Σ_j w_j (m − x_j) · GAP_SCALE over a row whose maximum is m (terms ≥ 0; a zero weight
 /// removes its term even where x_j = −inf).
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E::Real]>) -> f64 {
     let lanes = VecOf::<S, E>::LANES;
     let n = x.len();
@@ -265,7 +265,7 @@ fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E:
 
 /// ε/C · Σ_j w_j (−ln p_j) = ε/C · (Σ_j w_j (M − x_j)/τ + W ln S) from the scaled gap sum
 /// Σ w_j (M − x_j)·GAP_SCALE, multiplied in an order that overflows only if the result does.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn smoothing_term<R: Real>(scaled_gaps: f64, p: &CeParams<R>, classes: usize, ln_s: f64) -> f64 {
     let smooth = p.eps / classes as f64;
     scaled_gaps * smooth * p.sc.tau.inv / GAP_SCALE + smooth * coeff_mul(p.weight_total, ln_s)
@@ -380,7 +380,7 @@ impl SpecialRow {
 /// # Safety
 /// `src` valid for reading and `dst` for writing `n` elements; equal or disjoint; `t < n`.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
     isa: S,
     src: *const E,
@@ -441,7 +441,7 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
 /// # Safety
 /// As [`row_gradient`].
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     isa: S,
     src: *const E,
@@ -497,7 +497,7 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
 /// Whether a row of `n` entries takes the cached path: a read-only pass for its maximum (and
 /// NaN), then the exponentials relative to that maximum from cache. Unscaled rows that fit in
 /// the L2 / L3 caches; scaled rows and longer ones keep the blocked online statistics.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn takes_cached_path<E: Element>(n: usize, p: &CeParams<E::Real>) -> bool {
     p.sc.is_identity() && n * core::mem::size_of::<E>() <= row::STORE_LIMIT_BYTES
 }
@@ -514,7 +514,7 @@ struct RowScan {
 }
 
 impl RowScan {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn new<S: Isa, E: Element>(isa: S, x: &[E], t: usize) -> RowScan {
         let (left, nan_l) = max_scan::<S, E, true>(isa, &x[..t]);
         let (right, nan_r) = max_scan::<S, E, true>(isa, &x[t + 1..]);
@@ -530,20 +530,20 @@ impl RowScan {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn regular<R: Real>(&self, p: &CeParams<R>) -> bool {
         self.m.is_finite() && !self.nan && !is_degenerate(R::from_f64(self.m), &p.sc)
     }
 
     /// Whether the target is the first maximal entry.
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn correct(&self, t: usize) -> bool {
         !self.nan && (t == 0 || self.xt > self.left) && self.xt >= self.right
     }
 }
 
 /// Σ_j w_j (M − x_j)·GAP_SCALE when label smoothing is on (0 otherwise).
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn smoothing_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: f64, p: &CeParams<E::Real>) -> f64 {
     if p.eps > 0.0 {
         weighted_gaps(isa, x, <E::Real as Real>::from_f64(m), p.weights)
@@ -569,7 +569,7 @@ struct GradFactors {
 impl GradFactors {
     /// `coarse_ln_sum`: for rows whose lse is coarse, ln Σ_j e^((x_j − reference)/τ) from the
     /// row itself ([`coarse_ln_sum`]), which lse no longer carries.
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn new<S: Isa, E: Element>(
         map: &GradMap<S, E>,
         t: usize,
@@ -605,7 +605,7 @@ impl GradFactors {
 
     /// The target's entry from Σ_{j≠t} p_j: −B_t (1 − p_t) + (A − B_t) p_t without forming
     /// 1 − p_t.
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn target_entry(&self, others: f64, xt: f64, inv_tau: f64) -> f64 {
         let p_t = ((xt - self.reference) * inv_tau - self.r).exp();
         self.scale * (-self.b_t * others + (self.a - self.b_t) * p_t)
@@ -618,14 +618,14 @@ impl GradFactors {
 /// summing pass (`backward` and the fused kernels alike, so that they still agree bitwise).
 pub(crate) const LSE_COARSE: f64 = (1u64 << 40) as f64;
 
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn lse_is_coarse(lse: f64) -> bool {
     lse.abs() >= LSE_COARSE
 }
 
 /// ln Σ_j e^((x_j − reference)/τ) of a row with finite maximum, from `s_others`, the sum
 /// without the target (as the cross-entropy passes sum it), and the target's own term.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn ln_sum_from(s_others: f64, xt: f64, reference: f64, tau: Tau) -> f64 {
     (s_others + Stats::weight(xt, reference, tau)).ln()
 }
@@ -636,7 +636,7 @@ fn ln_sum_from(s_others: f64, xt: f64, reference: f64, tau: Tau) -> f64 {
 ///
 /// # Safety
 /// `src` valid for reading `n` elements; `t < n`.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn coarse_ln_sum<S: Isa, E: Element>(
     map: &GradMap<S, E>,
     src: *const E,
@@ -675,7 +675,7 @@ struct GradMap<S: Isa, E: Element> {
 
 impl<S: Isa, E: Element> GradMap<S, E> {
     /// The terms of a row whose entries are all ≤ m.
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn new(isa: S, m: E::Real, p: &CeParams<E::Real>) -> Self {
         let base = if p.sc.is_identity() {
             exp_base::<E::Real>(m.to_f64())
@@ -696,13 +696,13 @@ impl<S: Isa, E: Element> GradMap<S, E> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn set_factors(&mut self, f: &GradFactors) {
         self.alpha = splat::<S, E>(self.isa, <E::Real as Real>::from_f64(f.alpha));
         self.neg_beta = splat::<S, E>(self.isa, <E::Real as Real>::from_f64(-f.beta));
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn term<const EXACT: bool>(&self, x: VecOf<S, E>) -> VecOf<S, E> {
         // Scaled rows, and |m| too large for the grid, take the exact form (τ = 1 in the
         // scaled form where unscaled).
@@ -713,7 +713,13 @@ impl<S: Isa, E: Element> GradMap<S, E> {
         }
     }
 
-    #[inline(always)]
+    /// Four terms on the base form (the cached path's rounds of four vectors).
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn term_quad(&self, v: [VecOf<S, E>; 4]) -> [VecOf<S, E>; 4] {
+        self.base.apply_quad(v)
+    }
+
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn term_pair<const EXACT: bool>(
         &self,
         a: VecOf<S, E>,
@@ -741,7 +747,7 @@ const GRAD: u8 = 2;
 /// # Safety
 /// `src` valid for reading `n` elements; unless `MODE == SUM`, `dst` valid for writing them
 /// (equal to `src` or disjoint); `t < n`; `weights`, when given, has `n` entries.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn others_sum<S: Isa, E: Element, D: Element<Real = E::Real>, const MODE: u8>(
     f: &GradMap<S, E>,
     src: *const E,
@@ -762,7 +768,7 @@ unsafe fn others_sum<S: Isa, E: Element, D: Element<Real = E::Real>, const MODE:
 
 /// # Safety
 /// As [`others_sum`], with `start <= end <= n`.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn stretch<S: Isa, E: Element, D: Element<Real = E::Real>, const MODE: u8>(
     f: &GradMap<S, E>,
     src: *const E,
@@ -781,7 +787,7 @@ unsafe fn stretch<S: Isa, E: Element, D: Element<Real = E::Real>, const MODE: u8
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn stretch_impl<
     S: Isa,
     E: Element,
@@ -803,7 +809,7 @@ unsafe fn stretch_impl<
     let w_ptr = weights.map_or(core::ptr::null(), |w| w.as_ptr());
     // SAFETY (for the closure-free helper below): i + len <= end <= n; src/dst valid for n
     // elements, weights for n entries.
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     unsafe fn sink<S: Isa, E: Element, D: Element<Real = E::Real>, const MODE: u8>(
         f: &GradMap<S, E>,
         e: VecOf<S, E>,
@@ -828,6 +834,35 @@ unsafe fn stretch_impl<
     let mut total = row::SumF64::default();
     let mut rounds = 0u32;
     let mut i = start;
+    // Rounds of four vectors where the base form applies (more independent work in the
+    // scheduler's window), then pairs.
+    if !EXACT {
+        while i + 4 * lanes <= end {
+            if f.ahead != 0 {
+                isa.prefetch(src.wrapping_add(i + f.ahead) as *const u8);
+                isa.prefetch(src.wrapping_add(i + 2 * lanes + f.ahead) as *const u8);
+            }
+            // SAFETY: i + 4·lanes <= end.
+            unsafe {
+                let e = f.term_quad([
+                    E::load(isa, src.add(i)),
+                    E::load(isa, src.add(i + lanes)),
+                    E::load(isa, src.add(i + 2 * lanes)),
+                    E::load(isa, src.add(i + 3 * lanes)),
+                ]);
+                for (k, &v) in e.iter().enumerate() {
+                    sink::<S, E, D, MODE>(f, v, dst, w_ptr, i + k * lanes, lanes);
+                }
+                acc = acc.add(e[0].add(e[1]).add(e[2].add(e[3])));
+            }
+            i += 4 * lanes;
+            rounds += 2;
+            if rounds % 8 == 0 {
+                total.add(acc.reduce_sum_f64());
+                acc = zero;
+            }
+        }
+    }
     while i + 2 * lanes <= end {
         if f.ahead != 0 {
             isa.prefetch(src.wrapping_add(i + f.ahead) as *const u8);
@@ -865,7 +900,7 @@ unsafe fn stretch_impl<
 ///
 /// # Safety
 /// When not null, `w_ptr` valid for reading entries `i .. i + len`.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn neg_beta<S: Isa, E: Element>(
     f: &GradMap<S, E>,
     w_ptr: *const E::Real,
@@ -885,7 +920,7 @@ unsafe fn neg_beta<S: Isa, E: Element>(
 /// # Safety
 /// `terms` valid for reading and `dst` for writing `end` elements (the same memory, or
 /// disjoint); `weights`, when given, has `end` or more entries.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn rescale_stretch<S: Isa, E: Element>(
     f: &GradMap<S, E>,
     terms: *const E::Terms,
@@ -985,7 +1020,7 @@ struct SmallShape {
 }
 
 impl SmallShape {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn new(lanes: usize, n: usize) -> Self {
         let full = n >= lanes;
         SmallShape {
@@ -997,7 +1032,7 @@ impl SmallShape {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn off(self, j: usize) -> usize {
         if j + 1 == self.k {
             self.last
@@ -1010,7 +1045,7 @@ impl SmallShape {
     ///
     /// # Safety
     /// `src` valid for reading n elements, j < k.
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     unsafe fn load<S: Isa, E: Element>(self, isa: S, src: *const E, j: usize) -> VecOf<S, E> {
         // SAFETY: off(j) + LANES ≤ n when `full`, else one vector of n elements.
         unsafe {
@@ -1069,7 +1104,7 @@ pub(crate) struct SmallRow<E> {
 /// first `0 < count ≤ LANES` are computed (the others only read, and must be valid rows);
 /// `scratch.len() ≥ small_scratch_len(LANES)`.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) unsafe fn small_batch<S: Isa, E: Element>(
     isa: S,
     rows: &[SmallRow<E>],
@@ -1091,7 +1126,7 @@ pub(crate) unsafe fn small_batch<S: Isa, E: Element>(
 }
 
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     isa: S,
     rows: &[SmallRow<E>],
@@ -1328,7 +1363,7 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
 /// −ln p_t = ln(1 + S_other) when the target is the maximum (e_t = 1; accurate as p_t → 1),
 /// else (M − x_t)/τ + ln S (then p_t ≤ 1/2: no cancellation).
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn batch_nll_f32<S: Isa>(
     isa: S,
     rows: usize,
@@ -1365,7 +1400,7 @@ fn batch_nll_f32<S: Isa>(
 }
 
 /// e^x in place, `S::F64::LANES` values per vector (`x.len()` a multiple of it).
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn batch_exp<S: Isa>(isa: S, rows: usize, x: &mut [f64]) {
     let w = <S::F64 as FloatVec>::LANES;
     let mut i = 0;
@@ -1383,7 +1418,7 @@ fn batch_exp<S: Isa>(isa: S, rows: usize, x: &mut [f64]) {
 ///
 /// # Safety
 /// `ptr` valid for reading `len` elements.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn load_elems<S: Isa, E: Element>(
     isa: S,
     ptr: *const E,
@@ -1404,7 +1439,7 @@ unsafe fn load_elems<S: Isa, E: Element>(
 ///
 /// # Safety
 /// `ptr` valid for reading `len` values.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn load_weights<S: Isa, E: Element>(isa: S, ptr: *const E::Real, len: usize) -> VecOf<S, E> {
     // SAFETY: forwarded.
     unsafe {
@@ -1420,7 +1455,7 @@ unsafe fn load_weights<S: Isa, E: Element>(isa: S, ptr: *const E::Real, len: usi
 ///
 /// # Safety
 /// `ptr` valid for writing `len` elements.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn store_elems<S: Isa, E: Element>(v: VecOf<S, E>, ptr: *mut E, len: usize) {
     // SAFETY: forwarded.
     unsafe {

@@ -7,7 +7,7 @@ use crate::simd::{FloatVec, Isa, Real};
 
 /// # Safety
 /// `src` valid for reading and `dst` for writing `n` elements; equal or non-overlapping.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) unsafe fn exp_slice<S: Isa, E: Element>(
     isa: S,
     src: *const E,
@@ -23,11 +23,11 @@ pub(crate) unsafe fn exp_slice<S: Isa, E: Element>(
 struct Exp<S>(S);
 
 impl<V: FloatVec> VecMap<V> for Exp<V::Isa> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, v: V) -> V {
         exp(self.0, v)
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply_pair(&self, a: V, b: V) -> (V, V) {
         exp_pair(self.0, a, b)
     }

@@ -20,7 +20,7 @@ pub(crate) enum RowOp {
 }
 
 /// A group of whole rows, run on one thread.
-struct RowsTask<E: Element> {
+pub struct RowsTask<E: Element> {
     op: RowOp,
     src: *const E,
     /// Row outputs (softmax / log-softmax); unused for log-sum-exp.
@@ -37,7 +37,7 @@ struct RowsTask<E: Element> {
 impl<E: Element> Kernel for RowsTask<E> {
     type Output = ();
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn run<S: crate::simd::Isa>(self, isa: S) {
         let cols = self.cols;
         let store = cols <= row::store_limit::<E>();
@@ -91,7 +91,7 @@ impl<E: Element> Kernel for RowsTask<E> {
 /// # Safety
 /// As `RowsTask`, for one row.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn finish_row<S: crate::simd::Isa, E: Element>(
     isa: S,
     op: RowOp,
@@ -121,7 +121,7 @@ unsafe fn finish_row<S: crate::simd::Isa, E: Element>(
 }
 
 /// Statistics of one segment of a huge row.
-struct SegmentStats<E: Element> {
+pub struct SegmentStats<E: Element> {
     src: *const E,
     n: usize,
     sc: Scale<E::Real>,
@@ -129,7 +129,7 @@ struct SegmentStats<E: Element> {
 
 impl<E: Element> Kernel for SegmentStats<E> {
     type Output = Stats;
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn run<S: crate::simd::Isa>(self, isa: S) -> Stats {
         // SAFETY: the driver passes a valid segment.
         row::segment_stats(
@@ -141,7 +141,7 @@ impl<E: Element> Kernel for SegmentStats<E> {
 }
 
 /// The output pass over one segment of a huge regular row.
-struct SegmentWrite<E: Element> {
+pub struct SegmentWrite<E: Element> {
     src: *const E,
     dst: *mut E,
     n: usize,
@@ -153,7 +153,7 @@ struct SegmentWrite<E: Element> {
 
 impl<E: Element> Kernel for SegmentWrite<E> {
     type Output = ();
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn run<S: crate::simd::Isa>(self, isa: S) {
         // SAFETY: the driver passes a valid segment of src and the matching one of dst.
         unsafe {
@@ -235,7 +235,7 @@ pub(crate) unsafe fn run_rows<E: Element>(
             sc,
             stream,
         };
-        dispatch(path, task);
+        E::run_rows_task(path, task);
     });
 }
 
@@ -259,7 +259,7 @@ unsafe fn huge_row<E: Element>(
     let (srcp, dstp) = (SendPtr(src as *mut E), SendPtr(dst));
     let parts = parallel::map_indices(segments, |s| {
         let (start, n) = seg(s);
-        dispatch(
+        E::run_segment_stats(
             path,
             SegmentStats {
                 src: srcp.get().wrapping_add(start),
@@ -278,7 +278,7 @@ unsafe fn huge_row<E: Element>(
         (_, RowCase::Regular) => parallel::for_each_index(segments, |s| {
             let (start, n) = seg(s);
             // Segments are disjoint parts of the row.
-            dispatch(
+            E::run_segment_write(
                 path,
                 SegmentWrite {
                     src: srcp.get().wrapping_add(start),
@@ -297,7 +297,7 @@ unsafe fn huge_row<E: Element>(
 }
 
 /// Element-wise e^x over a chunk.
-struct ExpTask<E> {
+pub struct ExpTask<E> {
     src: *const E,
     dst: *mut E,
     n: usize,
@@ -306,7 +306,7 @@ struct ExpTask<E> {
 
 impl<E: Element> Kernel for ExpTask<E> {
     type Output = ();
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn run<S: crate::simd::Isa>(self, isa: S) {
         // SAFETY: the driver passes a valid chunk.
         unsafe { exp::exp_slice(isa, self.src, self.dst, self.n, self.stream) }
@@ -327,7 +327,7 @@ pub(crate) unsafe fn run_exp<E: Element>(path: IsaPath, src: *const E, dst: *mut
     parallel::for_each_index(n.div_ceil(chunk), |c| {
         let start = c * chunk;
         // Chunks are disjoint.
-        dispatch(
+        E::run_exp_task(
             path,
             ExpTask {
                 src: srcp.get().wrapping_add(start),
@@ -340,26 +340,26 @@ pub(crate) unsafe fn run_exp<E: Element>(path: IsaPath, src: *const E, dst: *mut
 }
 
 /// (maximum ignoring NaN, any NaN) of a chunk.
-struct MaxTask<'a, E> {
+pub struct MaxTask<'a, E> {
     x: &'a [E],
 }
 
 impl<E: Element> Kernel for MaxTask<'_, E> {
     type Output = (E::Real, bool);
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn run<S: crate::simd::Isa>(self, isa: S) -> (E::Real, bool) {
         reduce::max_scan::<S, E, true>(isa, self.x)
     }
 }
 
-struct FirstIndexTask<'a, E: Element> {
+pub struct FirstIndexTask<'a, E: Element> {
     x: &'a [E],
     target: E::Real,
 }
 
 impl<E: Element> Kernel for FirstIndexTask<'_, E> {
     type Output = Option<usize>;
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn run<S: crate::simd::Isa>(self, isa: S) -> Option<usize> {
         reduce::first_index_of::<S, E>(isa, self.x, self.target)
     }
@@ -371,7 +371,7 @@ pub(crate) fn run_max<E: Element>(path: IsaPath, x: &[E]) -> (E::Real, bool) {
     let parts = parallel::map_indices(chunks, |c| {
         let start = c * SEGMENT;
         let end = (start + SEGMENT).min(x.len());
-        dispatch(path, MaxTask { x: &x[start..end] })
+        E::run_max_task(path, MaxTask { x: &x[start..end] })
     });
     parts.into_iter().fold(
         (<E::Real as Real>::NEG_INFINITY, false),
@@ -385,7 +385,7 @@ pub(crate) fn run_first_index<E: Element>(
     x: &[E],
     target: E::Real,
 ) -> Option<usize> {
-    dispatch(path, FirstIndexTask { x, target })
+    E::run_first_index_task(path, FirstIndexTask { x, target })
 }
 
 /// Element → f32 (to_f32 == false: f32 → element) through the vector load / store of the
@@ -398,7 +398,7 @@ struct ConvertTask<'a, E> {
 
 impl<E: Element<Real = f32>> Kernel for ConvertTask<'_, E> {
     type Output = ();
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn run<S: crate::simd::Isa>(self, isa: S) {
         let lanes = <S::F32 as crate::simd::FloatVec>::LANES;
         let n = self.elems.len().min(self.reals.len());

@@ -10,7 +10,7 @@ use crate::simd::{FloatVec, Isa, Real};
 
 /// (maximum ignoring NaN, whether any NaN was seen). The maximum is −inf for an empty or all-NaN
 /// slice; the NaN flag is only computed when `TRACK_NAN`.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
     isa: S,
     x: &[E],
@@ -67,7 +67,7 @@ pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
 }
 
 /// Index of the first element equal to `target`, or of the first NaN when `target` is NaN.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn first_index_of<S: Isa, E: Element>(
     isa: S,
     x: &[E],
@@ -98,7 +98,7 @@ pub(crate) fn first_index_of<S: Isa, E: Element>(
     None
 }
 
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn hit_bits<S: Isa, E: Element>(v: VecOf<S, E>, t: VecOf<S, E>, want_nan: bool) -> u32 {
     let m = if want_nan { v.is_nan() } else { v.eq(t) };
     VecOf::<S, E>::mask_bits(m)

@@ -75,7 +75,7 @@ pub(crate) fn store_limit<E: Element>() -> usize {
 
 /// The maximum and Σ e^((x − max)/τ) of a stretch of a row.
 #[derive(Copy, Clone, Debug, PartialEq)]
-pub(crate) struct Stats {
+pub struct Stats {
     pub max: f64,
     /// The sum, rounded to f64 ...
     pub sum: f64,
@@ -105,7 +105,7 @@ impl Stats {
     /// m − max and of the scaling are carried to first order, so that f64 rows keep their
     /// outputs within a few ULP (for f32 inputs the difference is exact anyway).
     #[inline]
-    pub fn weight(m: f64, max: f64, tau: Tau) -> f64 {
+    pub(crate) fn weight(m: f64, max: f64, tau: Tau) -> f64 {
         if m == max {
             return 1.0;
         }
@@ -127,7 +127,7 @@ impl Stats {
 
     /// Merges the statistics of two stretches (order matters only for rounding).
     #[inline]
-    pub fn merge(self, other: Stats, tau: Tau) -> Stats {
+    pub(crate) fn merge(self, other: Stats, tau: Tau) -> Stats {
         if self == Stats::EMPTY {
             return other;
         }
@@ -215,7 +215,7 @@ impl<R: Real> Scale<R> {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn splat<S: Isa, E: Element>(isa: S, x: E::Real) -> VecOf<S, E> {
     <VecOf<S, E> as FloatVec>::splat(isa, x)
 }
@@ -243,7 +243,7 @@ fn special_block_stats<E: Element>(x: &[E], m: E::Real) -> Stats {
 }
 
 /// (x − m)/τ as the rounded value only: enough for sums.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn scaled_diff<S: Isa, E: Element, const SCALED: bool>(
     x: VecOf<S, E>,
     m: VecOf<S, E>,
@@ -259,7 +259,7 @@ fn scaled_diff<S: Isa, E: Element, const SCALED: bool>(
 
 /// (x − m)/τ as hi + lo, where lo carries the rounding errors of the subtraction (TwoSum) and
 /// of the scaling. `lo` may be NaN where `hi` is infinite; consumers mask it.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn scaled_diff_exact<S: Isa, E: Element, const SCALED: bool>(
     x: VecOf<S, E>,
     neg_m: VecOf<S, E>,
@@ -287,7 +287,7 @@ pub(crate) struct ScaleVecs<S: Isa, E: Element> {
 }
 
 impl<S: Isa, E: Element> ScaleVecs<S, E> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn new(isa: S, sc: &Scale<E::Real>) -> Self {
         ScaleVecs {
             inv: splat::<S, E>(isa, sc.inv),
@@ -300,7 +300,7 @@ impl<S: Isa, E: Element> ScaleVecs<S, E> {
 /// Σ e^((x − m)/τ) over a block with finite maximum `m`; when `out` is given, also stores each
 /// term (computed with the exact argument) there. `out`, when given, is `x` itself or a buffer
 /// of the same length that does not overlap it.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     isa: S,
     src: *const E,
@@ -316,9 +316,38 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     let mut total = SumF64::default();
     let mut rounds = 0u32;
     let mut i = 0;
-    while i + 2 * lanes <= n {
+    // Four vectors per round (two pairs stepped together: more independent work in the
+    // scheduler's window), then at most one pair.
+    while i + 4 * lanes <= n {
         // Fetch the next block while this one computes: its max pass then reads from cache
         // and the DRAM transfer overlaps the exponentials. 2 * lanes elements are 64 bytes.
+        isa.prefetch(src.wrapping_add(i + BLOCK) as *const u8);
+        isa.prefetch(src.wrapping_add(i + 2 * lanes + BLOCK) as *const u8);
+        // SAFETY: i + 4 * lanes <= n, and src/dst are valid for n elements.
+        unsafe {
+            let y = term.apply_quad([
+                E::load(isa, src.add(i)),
+                E::load(isa, src.add(i + lanes)),
+                E::load(isa, src.add(i + 2 * lanes)),
+                E::load(isa, src.add(i + 3 * lanes)),
+            ]);
+            if STORE {
+                for (k, &v) in y.iter().enumerate() {
+                    E::store(v, dst.add(i + k * lanes));
+                }
+            }
+            acc = acc.add(y[0].add(y[1]).add(y[2].add(y[3])));
+        }
+        i += 4 * lanes;
+        // Each lane adds at most 16 terms before the partial sums move to f64: the sum's
+        // rounding error stays near one ULP whatever the row length and lane count.
+        rounds += 2;
+        if rounds % 8 == 0 {
+            total.add(acc.reduce_sum_f64());
+            acc = zero;
+        }
+    }
+    if i + 2 * lanes <= n {
         isa.prefetch(src.wrapping_add(i + BLOCK) as *const u8);
         // SAFETY: i + 2 * lanes <= n, and src/dst are valid for n elements.
         unsafe {
@@ -331,13 +360,6 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
             acc = acc.add(y0.add(y1));
         }
         i += 2 * lanes;
-        // Each lane adds at most 16 terms before the partial sums move to f64: the sum's
-        // rounding error stays near one ULP whatever the row length and lane count.
-        rounds += 1;
-        if rounds % 8 == 0 {
-            total.add(acc.reduce_sum_f64());
-            acc = zero;
-        }
     }
     if i + lanes <= n {
         // SAFETY: i + lanes <= n, and src/dst are valid for n elements.
@@ -375,7 +397,7 @@ pub(crate) struct SumF64 {
 }
 
 impl SumF64 {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn add(&mut self, x: f64) {
         let t = self.total + x;
         self.comp += if self.total.abs() >= x.abs() {
@@ -386,7 +408,7 @@ impl SumF64 {
         self.total = t;
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn value(self) -> f64 {
         // Past an infinity the compensation is meaningless (inf − inf).
         if self.total.is_finite() {
@@ -407,7 +429,7 @@ pub(crate) struct LaneSum<V> {
 }
 
 impl<V: FloatVec> LaneSum<V> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn new(zero: V) -> Self {
         LaneSum {
             acc: zero,
@@ -417,7 +439,7 @@ impl<V: FloatVec> LaneSum<V> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn add(&mut self, v: V) {
         self.acc = self.acc.add(v);
         self.rounds += 1;
@@ -427,7 +449,7 @@ impl<V: FloatVec> LaneSum<V> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn value(mut self) -> f64 {
         self.total.add(self.acc.reduce_sum_f64());
         self.total.value()
@@ -435,7 +457,7 @@ impl<V: FloatVec> LaneSum<V> {
 }
 
 /// 2^-SCALE_SHIFT: undoes the scaling of [`exp_scaled`].
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn unscale<E: Element>() -> f64 {
     pow2::<f64>(-<E::Real as Real>::SCALE_SHIFT)
 }
@@ -443,7 +465,7 @@ pub(crate) fn unscale<E: Element>() -> f64 {
 /// The lowest input worth computing for a row with maximum `m` at temperature τ: below it
 /// e^((x − m)/τ) rounds to 0. Clamping there keeps every intermediate finite (−inf inputs
 /// included) and NaN passes through (`max` returns its second operand for NaN).
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
     let min_arg = R::EXP_MIN_ARG.to_f64();
     let mut floor = raw_floor(m, sc);
@@ -464,13 +486,13 @@ pub(crate) fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
 }
 
 /// Whether every x < m has e^((x − m)/τ) = 0, because m + EXP_MIN_ARG·τ rounds to m.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn is_degenerate<R: Real>(m: R, sc: &Scale<R>) -> bool {
     raw_floor(m.to_f64(), sc) >= m
 }
 
 /// m + EXP_MIN_ARG·τ in the compute precision (kept finite).
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn raw_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
     R::from_f64((m + R::EXP_MIN_ARG.to_f64() * sc.tau.value).max(-R::MAX.to_f64()))
 }
@@ -486,7 +508,7 @@ pub(crate) struct ExpTerm<S: Isa, E: Element, const SCALED: bool, const STORE: b
 }
 
 impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SCALED, STORE> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn new(isa: S, m: E::Real, sc: &Scale<E::Real>) -> Self {
         ExpTerm {
             isa,
@@ -505,7 +527,7 @@ impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SC
 impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> VecMap<VecOf<S, E>>
     for ExpTerm<S, E, SCALED, STORE>
 {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, v: VecOf<S, E>) -> VecOf<S, E> {
         if STORE {
             let (hi, lo) = self.exact_arg(v);
@@ -515,7 +537,7 @@ impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> VecMap<VecOf<S, 
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply_pair(&self, a: VecOf<S, E>, b: VecOf<S, E>) -> (VecOf<S, E>, VecOf<S, E>) {
         let Pair(ya, yb) = if STORE {
             let ((ha, la), (hb, lb)) = (self.exact_arg(a), self.exact_arg(b));
@@ -526,15 +548,31 @@ impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> VecMap<VecOf<S, 
         };
         (ya, yb)
     }
+
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn apply_quad(&self, v: [VecOf<S, E>; 4]) -> [VecOf<S, E>; 4] {
+        let [a, b, c, d] = v;
+        let Pair(Pair(ya, yb), Pair(yc, yd)) = if STORE {
+            let ((ha, la), (hb, lb)) = (self.exact_arg(a), self.exact_arg(b));
+            let ((hc, lc), (hd, ld)) = (self.exact_arg(c), self.exact_arg(d));
+            let hi = Pair(Pair(ha, hb), Pair(hc, hd));
+            exp_scaled::<_, false>(self.isa, hi, Some(Pair(Pair(la, lb), Pair(lc, ld))))
+        } else {
+            let (da, db) = (self.rounded_arg(a), self.rounded_arg(b));
+            let (dc, dd) = (self.rounded_arg(c), self.rounded_arg(d));
+            exp_scaled::<_, true>(self.isa, Pair(Pair(da, db), Pair(dc, dd)), None)
+        };
+        [ya, yb, yc, yd]
+    }
 }
 
 impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SCALED, STORE> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn exact_arg(&self, v: VecOf<S, E>) -> (VecOf<S, E>, VecOf<S, E>) {
         scaled_diff_exact::<S, E, SCALED>(self.floor.max(v), self.neg_m, self.sc)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn rounded_arg(&self, v: VecOf<S, E>) -> VecOf<S, E> {
         self.floor
             .max(scaled_diff::<S, E, SCALED>(v, self.m, self.sc.inv))
@@ -551,7 +589,7 @@ pub(crate) struct BaseTerm<S: Isa, E: Element> {
 }
 
 impl<S: Isa, E: Element> BaseTerm<S, E> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn new(isa: S, floor: E::Real, base: E::Real) -> Self {
         BaseTerm {
             isa,
@@ -562,16 +600,28 @@ impl<S: Isa, E: Element> BaseTerm<S, E> {
 }
 
 impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, v: VecOf<S, E>) -> VecOf<S, E> {
         exp_from_base(self.isa, self.floor.max(v), self.base)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply_pair(&self, a: VecOf<S, E>, b: VecOf<S, E>) -> (VecOf<S, E>, VecOf<S, E>) {
         let x = Pair(self.floor.max(a), self.floor.max(b));
         let Pair(ya, yb) = exp_from_base(self.isa, x, Pair(self.base, self.base));
         (ya, yb)
+    }
+
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn apply_quad(&self, v: [VecOf<S, E>; 4]) -> [VecOf<S, E>; 4] {
+        let f = self.floor;
+        let x = Pair(
+            Pair(f.max(v[0]), f.max(v[1])),
+            Pair(f.max(v[2]), f.max(v[3])),
+        );
+        let c = Pair(self.base, self.base);
+        let Pair(Pair(a, b), Pair(cc, d)) = exp_from_base(self.isa, x, Pair(c, c));
+        [a, b, cc, d]
     }
 }
 
@@ -580,7 +630,7 @@ impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
 /// # Safety
 /// `src` is valid for reading `n` elements; when `STORE`, `dst` is valid for writing `n` elements
 /// and is either `src` or does not overlap it.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn block_stats<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
     isa: S,
     src: *const E,
@@ -645,7 +695,7 @@ unsafe fn special_block<E: Element>(
 }
 
 /// The statistics of one segment (≤ [`SEGMENT`] elements): blocks merged left to right.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn segment_stats<S: Isa, E: Element>(isa: S, x: &[E], sc: &Scale<E::Real>) -> Stats {
     if sc.is_identity() {
         segment_stats_impl::<S, E, false>(isa, x, sc)
@@ -654,7 +704,7 @@ pub(crate) fn segment_stats<S: Isa, E: Element>(isa: S, x: &[E], sc: &Scale<E::R
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn segment_stats_impl<S: Isa, E: Element, const SCALED: bool>(
     isa: S,
     x: &[E],
@@ -679,7 +729,7 @@ fn segment_stats_impl<S: Isa, E: Element, const SCALED: bool>(
 }
 
 /// The statistics of a whole row: its segments merged left to right.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn row_stats<S: Isa, E: Element>(isa: S, x: &[E], sc: &Scale<E::Real>) -> Stats {
     let mut acc = Stats::EMPTY;
     for seg in x.chunks(SEGMENT) {
@@ -758,9 +808,18 @@ pub(crate) trait VecMap<V> {
 
     /// `apply` on two independent vectors; maps built on the exponential step both through it
     /// together (`simd::exp::Pair`).
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply_pair(&self, a: V, b: V) -> (V, V) {
         (self.apply(a), self.apply(b))
+    }
+
+    /// `apply` on four independent vectors (pairs of pairs, stepped together).
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn apply_quad(&self, v: [V; 4]) -> [V; 4] {
+        let [v0, v1, v2, v3] = v;
+        let (a, b) = self.apply_pair(v0, v1);
+        let (c, d) = self.apply_pair(v2, v3);
+        [a, b, c, d]
     }
 }
 
@@ -768,7 +827,7 @@ pub(crate) trait VecMap<V> {
 pub(crate) struct MulBy<V>(pub V);
 
 impl<V: FloatVec> VecMap<V> for MulBy<V> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, v: V) -> V {
         v.mul(self.0)
     }
@@ -778,7 +837,7 @@ impl<V: FloatVec> VecMap<V> for MulBy<V> {
 pub(crate) struct MulBy2<V>(pub V, pub V);
 
 impl<V: FloatVec> VecMap<V> for MulBy2<V> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, v: V) -> V {
         v.mul(self.0).mul(self.1)
     }
@@ -791,7 +850,7 @@ impl<V: FloatVec> VecMap<V> for MulBy2<V> {
 ///
 /// # Safety
 /// `src` valid for reading and `dst` for writing `n` elements; equal or non-overlapping.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) unsafe fn map_vectors<S: Isa, E: Element, const STREAM: bool>(
     isa: S,
     src: *const E,
@@ -853,7 +912,7 @@ pub(crate) unsafe fn map_vectors<S: Isa, E: Element, const STREAM: bool>(
 ///
 /// # Safety
 /// As [`map_vectors`].
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) unsafe fn map_vectors_to<S: Isa, E: Element>(
     isa: S,
     src: *const E,
@@ -878,7 +937,7 @@ pub(crate) unsafe fn map_vectors_to<S: Isa, E: Element>(
 ///
 /// # Safety
 /// As [`map_vectors`].
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn write_regular<S: Isa, E: Element>(
     isa: S,
@@ -904,7 +963,7 @@ pub(crate) unsafe fn write_regular<S: Isa, E: Element>(
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn write_softmax<S: Isa, E: Element, const SCALED: bool>(
     isa: S,
     src: *const E,
@@ -944,19 +1003,19 @@ struct ScaledBy<T, V> {
 }
 
 impl<V: FloatVec, T: VecMap<V>> VecMap<V> for ScaledBy<T, V> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, x: V) -> V {
         self.term.apply(x).mul(self.factor)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply_pair(&self, a: V, b: V) -> (V, V) {
         let (ya, yb) = self.term.apply_pair(a, b);
         (ya.mul(self.factor), yb.mul(self.factor))
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
     isa: S,
     src: *const E,
@@ -986,7 +1045,7 @@ struct LogSoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
 }
 
 impl<S: Isa, E: Element, const SCALED: bool> LogSoftmaxMap<S, E, SCALED> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn new(isa: S, st: Stats, sc: &Scale<E::Real>) -> Self {
         let ln_s = st.sum.ln() + st.comp / st.sum;
         let ln_hi = <E::Real as Real>::from_f64(ln_s);
@@ -1005,7 +1064,7 @@ impl<S: Isa, E: Element, const SCALED: bool> LogSoftmaxMap<S, E, SCALED> {
 }
 
 impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxMap<S, E, SCALED> {
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, x: VecOf<S, E>) -> VecOf<S, E> {
         let (hi, lo) = scaled_diff_exact::<S, E, SCALED>(x, self.neg_m, self.sc);
         // lo is NaN where hi is -inf (x = -inf, or x − M overflowed), and where TwoSum's own
@@ -1027,7 +1086,7 @@ impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxM
 ///
 /// # Safety
 /// As [`map_vectors`], with `n <= store_limit::<E>()`.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) unsafe fn softmax_row_stored<S: Isa, E: Element>(
     isa: S,
     src: *const E,
@@ -1047,7 +1106,7 @@ pub(crate) unsafe fn softmax_row_stored<S: Isa, E: Element>(
 
 const MAX_STORED_BLOCKS: usize = 256;
 
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool>(
     isa: S,
     src: *const E,
@@ -1120,7 +1179,7 @@ pub(crate) enum SmallOp {
 /// # Safety
 /// `src` valid for reading `n` elements; for softmax / log-softmax `dst` valid for writing `n`
 /// elements (equal to or disjoint from `src`); for log-sum-exp `lse` valid for one write.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) unsafe fn small_row<S: Isa, E: Element>(
     isa: S,
     op: SmallOp,
@@ -1140,7 +1199,7 @@ pub(crate) unsafe fn small_row<S: Isa, E: Element>(
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
     isa: S,
     op: SmallOp,
@@ -1216,7 +1275,7 @@ unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
 ///
 /// # Safety
 /// `dst` valid for writing `n` elements, `v.len() == n.div_ceil(LANES)`.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn store_row_vectors<S: Isa, E: Element>(
     v: &[VecOf<S, E>],
     dst: *mut E,

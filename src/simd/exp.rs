@@ -41,31 +41,31 @@ pub(crate) trait Arith: Copy {
 impl<V: FloatVec> Arith for V {
     type Real = V::Real;
     type Isa = V::Isa;
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn splat(isa: V::Isa, x: V::Real) -> V {
         V::splat(isa, x)
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn add(self, b: V) -> V {
         FloatVec::add(self, b)
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn sub(self, b: V) -> V {
         FloatVec::sub(self, b)
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn mul(self, b: V) -> V {
         FloatVec::mul(self, b)
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn mul_add(self, b: V, c: V) -> V {
         FloatVec::mul_add(self, b, c)
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn max(self, b: V) -> V {
         FloatVec::max(self, b)
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn shl_mantissa(self) -> V {
         FloatVec::shl_mantissa(self)
     }
@@ -81,38 +81,38 @@ pub(crate) struct Pair<V>(pub V, pub V);
 impl<A: Arith> Arith for Pair<A> {
     type Real = A::Real;
     type Isa = A::Isa;
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn splat(isa: A::Isa, x: A::Real) -> Self {
         let v = A::splat(isa, x);
         Pair(v, v)
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn add(self, b: Self) -> Self {
         Pair(self.0.add(b.0), self.1.add(b.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn sub(self, b: Self) -> Self {
         Pair(self.0.sub(b.0), self.1.sub(b.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn mul(self, b: Self) -> Self {
         Pair(self.0.mul(b.0), self.1.mul(b.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn mul_add(self, b: Self, c: Self) -> Self {
         Pair(self.0.mul_add(b.0, c.0), self.1.mul_add(b.1, c.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn max(self, b: Self) -> Self {
         Pair(self.0.max(b.0), self.1.max(b.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn shl_mantissa(self) -> Self {
         Pair(self.0.shl_mantissa(), self.1.shl_mantissa())
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn splat<A: Arith>(isa: A::Isa, x: A::Real) -> A {
     A::splat(isa, x)
 }
@@ -123,13 +123,13 @@ pub(crate) fn pow2<R: Real>(k: i32) -> R {
 }
 
 /// The magic constant whose sum with n leaves `n + EXP_BIAS + shift` in the low mantissa bits.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn magic<R: Real>(shift: i32) -> R {
     R::ROUND_MAGIC + R::from_f64((R::EXP_BIAS + shift) as f64)
 }
 
 /// e^x for every x: the public `exp`.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn exp<V: FloatVec>(isa: V::Isa, x: V) -> V {
     if V::mask_bits(in_fast_range(isa, x)) == (1u32 << V::LANES) - 1 {
         // Every lane's 2^n is a normal number: one scaling, no clamping.
@@ -139,7 +139,7 @@ pub(crate) fn exp<V: FloatVec>(isa: V::Isa, x: V) -> V {
 }
 
 /// e^x for two vectors at once (see [`Pair`]): the same results as [`exp`] on each.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn exp_pair<V: FloatVec>(isa: V::Isa, x: V, y: V) -> (V, V) {
     let both = V::mask_and(in_fast_range(isa, x), in_fast_range(isa, y));
     if V::mask_bits(both) == (1u32 << V::LANES) - 1 {
@@ -151,7 +151,7 @@ pub(crate) fn exp_pair<V: FloatVec>(isa: V::Isa, x: V, y: V) -> (V, V) {
 }
 
 /// Lanes whose 2^n is a normal number.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn in_fast_range<V: FloatVec>(isa: V::Isa, x: V) -> V::Mask {
     V::mask_and(
         x.ge(V::splat(isa, V::Real::EXP_FAST_MIN)),
@@ -160,7 +160,7 @@ fn in_fast_range<V: FloatVec>(isa: V::Isa, x: V) -> V::Mask {
 }
 
 /// e^x with overflow, underflow, infinities and NaN.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn exp_any<V: FloatVec>(isa: V::Isa, x: V) -> V {
     let shift = V::Real::SCALE_SHIFT;
     // `min`/`max` return their second operand for NaN, which keeps x's NaN.
@@ -181,7 +181,7 @@ fn exp_any<V: FloatVec>(isa: V::Isa, x: V) -> V {
 }
 
 /// Coefficient `k` (highest degree first) of `coeffs` followed by a constant 1 when `one`.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn coeff<V: Arith>(isa: V::Isa, coeffs: &[V::Real], k: usize) -> V {
     splat(isa, coeffs.get(k).copied().unwrap_or(V::Real::ONE))
 }
@@ -190,7 +190,7 @@ fn coeff<V: Arith>(isa: V::Isa, coeffs: &[V::Real], k: usize) -> V {
 /// when `one`, at t (t2 = t²), by Estrin's scheme: pairs a_k·t + a_(k+1) combined by Horner's
 /// rule in t². Its dependency chain is shorter than Horner's, and these loops are bound by
 /// latency through the out-of-order window rather than by the FMA pipes.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn estrin<V: Arith>(isa: V::Isa, t: V, t2: V, coeffs: &[V::Real], one: bool) -> V {
     let len = coeffs.len() + usize::from(one);
     let (mut p, mut k) = if len % 2 == 1 {
@@ -208,7 +208,7 @@ fn estrin<V: Arith>(isa: V::Isa, t: V, t2: V, coeffs: &[V::Real], one: bool) -> 
 /// a_k·t + a_(k+1). A function, not a closure: a closure is compiled without the caller's
 /// target features once it is not inlined (as it was in an f64 instantiation, and with four
 /// vectors per round), and every intrinsic in it becomes a call.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn estrin_pair<V: Arith>(isa: V::Isa, t: V, coeffs: &[V::Real], k: usize) -> V {
     coeff::<V>(isa, coeffs, k).mul_add(t, coeff(isa, coeffs, k + 1))
 }
@@ -226,7 +226,7 @@ fn estrin_pair<V: Arith>(isa: V::Isa, t: V, coeffs: &[V::Real], k: usize) -> V {
 /// to a value below 0.35) shifts the result by under 0.2 ULP. `SUM` selects the cheaper
 /// polynomial and, for f32, a one-constant reduction: terms that are only summed need about
 /// 2^-21, not one ULP.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn exp_scaled<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>) -> V {
     // Callers clamp their inputs so that e^(…) of the clamped value is 0, but with the row
     // maximum's rounding the clamped argument may lie up to ~3·EXP_MIN_ARG below 0; clamp it
@@ -251,7 +251,7 @@ pub(crate) fn exp_scaled<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Opti
 /// t_hi = hi − n·LN2_HI is exact, the small rest `corr` is kept apart, and the result is
 /// `fma(t_hi + (corr + t²·R(t)), s, s)` with R(t) = (e^t − 1 − t)/t²: only that sum and the
 /// final step round at the result's scale (≤ 1 ULP, tested exhaustively for f32).
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, magic: V) -> V {
     let biased = hi.mul_add(splat(isa, V::Real::LOG2E), magic);
     let scale = biased.shl_mantissa();
@@ -289,7 +289,7 @@ fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, mag
 /// exact reduced argument up to one rounding at its own small scale (≤ 2^-26 for f32, which moves
 /// the result by under 0.3 ULP). With t = x − a − n·BASE_LN2_LO and s = 2^(n + SCALE_SHIFT) the
 /// result is `fma(t·s, P(t), s)`, P(t) = (e^t − 1)/t, the leading 1 added exactly at the end.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, c: V) -> V {
     let magic = splat::<V>(isa, magic::<V::Real>(V::Real::SCALE_SHIFT));
     let biased = x.sub(c).mul_add(splat(isa, V::Real::LOG2E), magic);
@@ -304,7 +304,7 @@ pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, c: V) -> V {
 /// The base [`exp_from_base`] takes for a row or block whose reference point (maximum or
 /// log-sum-exp) is `m`: m rounded to the nearest point of the grid, or `None` where |m| is too
 /// large for the grid (or m is not finite) and the caller must form the argument exactly.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn exp_base<R: Real>(m: f64) -> Option<R> {
     if m.abs() < R::BASE_LIMIT {
         Some(R::from_f64((m * R::BASE_GRID).round() / R::BASE_GRID))

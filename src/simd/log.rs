@@ -5,7 +5,7 @@
 
 use super::{FloatVec, Real};
 
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 fn splat<V: FloatVec>(isa: V::Isa, x: f64) -> V {
     V::splat(isa, V::Real::from_f64(x))
 }
@@ -13,7 +13,7 @@ fn splat<V: FloatVec>(isa: V::Isa, x: f64) -> V {
 /// ln x for finite x ≥ 1 (other lanes: unspecified values). With x = m · 2^k, m folded into
 /// [√2/2, √2), ln m = 2 atanh(s) for s = (m − 1)/(m + 1), |s| ≤ 0.1716, from eight terms of the
 /// odd series: truncation below 4e-14 relative to ln m's scale, the rest a few f64 roundings.
-#[inline(always)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn ln_at_least_one<V: FloatVec>(isa: V::Isa, x: V) -> V {
     let one = splat::<V>(isa, 1.0);
     let (m, k) = x.split_exponent();

@@ -13,19 +13,19 @@ impl Real for f32 {
     const MAX: Self = f32::MAX;
     const MIN_POSITIVE: Self = f32::MIN_POSITIVE;
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn from_f64(x: f64) -> Self {
         x as f32
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn to_f64(self) -> f64 {
         self as f64
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn is_nan(self) -> bool {
         self.is_nan()
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn next_down(self) -> Self {
         let b = self.to_bits();
         if self == 0.0 {
@@ -89,19 +89,19 @@ impl Real for f64 {
     const MAX: Self = f64::MAX;
     const MIN_POSITIVE: Self = f64::MIN_POSITIVE;
 
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn from_f64(x: f64) -> Self {
         x
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn to_f64(self) -> f64 {
         self
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn is_nan(self) -> bool {
         self.is_nan()
     }
-    #[inline(always)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn next_down(self) -> Self {
         let b = self.to_bits();
         if self == 0.0 {
