@@ -27,6 +27,9 @@ pub struct RowsTask<E: Element> {
     dst: *mut E,
     /// One output per row (log-sum-exp); unused otherwise.
     lse: *mut E,
+    /// A scratch row for softmax's stored terms when they do not fit in the output row (f16,
+    /// bf16); null otherwise.
+    terms: *mut E::Terms,
     rows: usize,
     cols: usize,
     sc: Scale<E::Real>,
@@ -40,7 +43,8 @@ impl<E: Element> Kernel for RowsTask<E> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn run<S: crate::simd::Isa>(self, isa: S) {
         let cols = self.cols;
-        let store = cols <= row::store_limit::<E>();
+        let scratch = row::terms_need_scratch::<E>();
+        let store = cols <= row::store_limit::<E>() && !(scratch && self.terms.is_null());
 
         let small = cols
             <= row::SMALL_VECTORS * <crate::element::VecOf<S, E> as crate::simd::FloatVec>::LANES;
@@ -63,7 +67,12 @@ impl<E: Element> Kernel for RowsTask<E> {
                     }
                 }
                 if self.op == RowOp::Softmax && store {
-                    row::softmax_row_stored(isa, src, dst, cols, &self.sc);
+                    let terms = if scratch {
+                        self.terms
+                    } else {
+                        dst as *mut E::Terms
+                    };
+                    row::softmax_row_stored(isa, src, dst, terms, cols, &self.sc);
                     continue;
                 }
                 let st = row::row_stats(isa, core::slice::from_raw_parts(src, cols), &self.sc);
@@ -221,7 +230,15 @@ pub(crate) unsafe fn run_rows<E: Element>(
     let per_task = parallel::rows_per_task(cols, core::mem::size_of::<E>());
     let tasks = rows.div_ceil(per_task);
     let (src, dst, lse) = (SendPtr(src as *mut E), SendPtr(dst), SendPtr(lse));
-    parallel::for_each_index(tasks, |t| {
+    let scratch_terms = stored && row::terms_need_scratch::<E>();
+    let new_scratch = || -> Vec<E::Terms> {
+        if scratch_terms {
+            vec![<E::Terms as Element>::from_f64(0.0); cols]
+        } else {
+            Vec::new()
+        }
+    };
+    parallel::map_indices_with(tasks, new_scratch, |terms, t| {
         let first = t * per_task;
         let n = per_task.min(rows - first);
         // Each task owns rows first..first + n: disjoint parts of dst and lse.
@@ -230,6 +247,11 @@ pub(crate) unsafe fn run_rows<E: Element>(
             src: src.get().wrapping_add(first * cols),
             dst: dst.get().wrapping_add(first * cols),
             lse: lse.get().wrapping_add(first),
+            terms: if terms.is_empty() {
+                core::ptr::null_mut()
+            } else {
+                terms.as_mut_ptr()
+            },
             rows: n,
             cols,
             sc,

@@ -64,13 +64,16 @@ pub(crate) fn set_store_limit_bytes(bytes: usize) {
     );
 }
 
+/// The longest row (elements) softmax stores and rescales. The limit is on the stored terms:
+/// they are kept in the compute precision, in the output row itself for f32 / f64 and in an f32
+/// scratch row for f16 / bf16 (whose outputs could not hold them, nor take a second rounding).
 pub(crate) fn store_limit<E: Element>() -> usize {
-    // Half-precision outputs cannot hold the scaled intermediate terms (nor take a second
-    // rounding): they always recompute, rounding each output once.
-    if core::mem::size_of::<E>() != core::mem::size_of::<E::Real>() {
-        return 0;
-    }
-    STORE_LIMIT.load(core::sync::atomic::Ordering::Relaxed) / core::mem::size_of::<E>()
+    STORE_LIMIT.load(core::sync::atomic::Ordering::Relaxed) / core::mem::size_of::<E::Terms>()
+}
+
+/// Whether `E`'s stored terms need a scratch row (they do not fit in the output row).
+pub(crate) fn terms_need_scratch<E: Element>() -> bool {
+    core::mem::size_of::<E>() != core::mem::size_of::<E::Terms>()
 }
 
 /// The maximum and Σ e^((x − max)/τ) of a stretch of a row.
@@ -297,14 +300,14 @@ impl<S: Isa, E: Element> ScaleVecs<S, E> {
     }
 }
 
-/// Σ e^((x − m)/τ) over a block with finite maximum `m`; when `out` is given, also stores each
-/// term (computed with the exact argument) there. `out`, when given, is `x` itself or a buffer
-/// of the same length that does not overlap it.
+/// Σ e^((x − m)/τ) over a block with finite maximum `m`; with `STORE`, also stores each term
+/// (computed with the exact argument) in `dst`, in the compute precision: `dst` is `x` itself
+/// (f32, f64) or a scratch row of the same length that does not overlap it (f16, bf16).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     isa: S,
     src: *const E,
-    dst: *mut E,
+    dst: *mut E::Terms,
     n: usize,
     term: &impl VecMap<VecOf<S, E>>,
 ) -> f64 {
@@ -333,7 +336,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
             ]);
             if STORE {
                 for (k, &v) in y.iter().enumerate() {
-                    E::store(v, dst.add(i + k * lanes));
+                    E::Terms::store(v, dst.add(i + k * lanes));
                 }
             }
             acc = acc.add(y[0].add(y[1]).add(y[2].add(y[3])));
@@ -354,8 +357,8 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
             let (y0, y1) =
                 term.apply_pair(E::load(isa, src.add(i)), E::load(isa, src.add(i + lanes)));
             if STORE {
-                E::store(y0, dst.add(i));
-                E::store(y1, dst.add(i + lanes));
+                E::Terms::store(y0, dst.add(i));
+                E::Terms::store(y1, dst.add(i + lanes));
             }
             acc = acc.add(y0.add(y1));
         }
@@ -366,7 +369,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
         unsafe {
             let y = term.apply(E::load(isa, src.add(i)));
             if STORE {
-                E::store(y, dst.add(i));
+                E::Terms::store(y, dst.add(i));
             }
             acc = acc.add(y);
         }
@@ -378,7 +381,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
         let y = term.apply(load_tail(isa, tail, ninf));
         if STORE {
             // SAFETY: dst is valid for n elements and no other reference to this part is alive.
-            store_tail::<S, E>(y, unsafe {
+            store_tail::<S, E::Terms>(y, unsafe {
                 core::slice::from_raw_parts_mut(dst.add(i), n - i)
             });
         }
@@ -634,7 +637,7 @@ impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
 unsafe fn block_stats<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
     isa: S,
     src: *const E,
-    dst: *mut E,
+    dst: *mut E::Terms,
     n: usize,
     sc: &Scale<E::Real>,
 ) -> Stats {
@@ -668,7 +671,7 @@ unsafe fn block_stats<S: Isa, E: Element, const SCALED: bool, const STORE: bool>
 #[cold]
 unsafe fn special_block<E: Element>(
     src: *const E,
-    dst: *mut E,
+    dst: *mut E::Terms,
     n: usize,
     m: E::Real,
     store: bool,
@@ -687,7 +690,7 @@ unsafe fn special_block<E: Element>(
                 } else {
                     <E::Real as Real>::ZERO
                 };
-                *dst.add(i) = E::from_real(term);
+                *dst.add(i) = E::Terms::from_real(term);
             }
         }
     }
@@ -851,9 +854,14 @@ impl<V: FloatVec> VecMap<V> for MulBy2<V> {
 /// # Safety
 /// `src` valid for reading and `dst` for writing `n` elements; equal or non-overlapping.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-pub(crate) unsafe fn map_vectors<S: Isa, E: Element, const STREAM: bool>(
+pub(crate) unsafe fn map_vectors<
+    S: Isa,
+    I: Element<Real = E::Real>,
+    E: Element,
+    const STREAM: bool,
+>(
     isa: S,
-    src: *const E,
+    src: *const I,
     dst: *mut E,
     n: usize,
     pad: E::Real,
@@ -873,7 +881,7 @@ pub(crate) unsafe fn map_vectors<S: Isa, E: Element, const STREAM: bool>(
         if head > 0 {
             // SAFETY: head < lanes and head <= n.
             unsafe {
-                let v = f.apply(E::load_partial(isa, src, head, pad));
+                let v = f.apply(I::load_partial(isa, src, head, pad));
                 E::store_partial(v, dst, head);
             }
             i = head;
@@ -883,7 +891,7 @@ pub(crate) unsafe fn map_vectors<S: Isa, E: Element, const STREAM: bool>(
         // SAFETY: i + 2 * lanes <= n; with STREAM, dst + i is vector-aligned (the head was
         // peeled and i advances by whole vectors).
         unsafe {
-            let (a, b) = f.apply_pair(E::load(isa, src.add(i)), E::load(isa, src.add(i + lanes)));
+            let (a, b) = f.apply_pair(I::load(isa, src.add(i)), I::load(isa, src.add(i + lanes)));
             if STREAM {
                 E::stream(a, dst.add(i));
                 E::stream(b, dst.add(i + lanes));
@@ -896,13 +904,13 @@ pub(crate) unsafe fn map_vectors<S: Isa, E: Element, const STREAM: bool>(
     }
     while i + lanes <= n {
         // SAFETY: i + lanes <= n.
-        unsafe { E::store(f.apply(E::load(isa, src.add(i))), dst.add(i)) };
+        unsafe { E::store(f.apply(I::load(isa, src.add(i))), dst.add(i)) };
         i += lanes;
     }
     if i < n {
         // SAFETY: valid for n elements; the load completes before the store.
         unsafe {
-            let v = f.apply(E::load_partial(isa, src.add(i), n - i, pad));
+            let v = f.apply(I::load_partial(isa, src.add(i), n - i, pad));
             E::store_partial(v, dst.add(i), n - i);
         }
     }
@@ -925,9 +933,9 @@ pub(crate) unsafe fn map_vectors_to<S: Isa, E: Element>(
     // SAFETY: forwarded.
     unsafe {
         if stream {
-            map_vectors::<S, E, true>(isa, src, dst, n, pad, f)
+            map_vectors::<S, E, E, true>(isa, src, dst, n, pad, f)
         } else {
-            map_vectors::<S, E, false>(isa, src, dst, n, pad, f)
+            map_vectors::<S, E, E, false>(isa, src, dst, n, pad, f)
         }
     }
 }
@@ -1084,22 +1092,27 @@ impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxM
 /// each block rescaled in place by e^((m_b − M)/τ)/S. (Streaming the rescaled blocks out
 /// through a scratch row was measured 1.5× slower here: see docs/design.md.)
 ///
+/// The terms go to `terms`: `dst` itself for f32 / f64, an f32 scratch row for f16 / bf16
+/// (one exponential per entry there too, and one rounding of each output).
+///
 /// # Safety
-/// As [`map_vectors`], with `n <= store_limit::<E>()`.
+/// As [`map_vectors`], with `n <= store_limit::<E>()`; `terms` is valid for `n` elements and is
+/// `dst` or disjoint from `src` and `dst`.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) unsafe fn softmax_row_stored<S: Isa, E: Element>(
     isa: S,
     src: *const E,
     dst: *mut E,
+    terms: *mut E::Terms,
     n: usize,
     sc: &Scale<E::Real>,
 ) {
     // SAFETY: forwarded.
     unsafe {
         if sc.is_identity() {
-            softmax_row_stored_impl::<S, E, false>(isa, src, dst, n, sc)
+            softmax_row_stored_impl::<S, E, false>(isa, src, dst, terms, n, sc)
         } else {
-            softmax_row_stored_impl::<S, E, true>(isa, src, dst, n, sc)
+            softmax_row_stored_impl::<S, E, true>(isa, src, dst, terms, n, sc)
         }
     }
 }
@@ -1111,6 +1124,7 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool>(
     isa: S,
     src: *const E,
     dst: *mut E,
+    terms: *mut E::Terms,
     n: usize,
     sc: &Scale<E::Real>,
 ) {
@@ -1123,7 +1137,7 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool>(
         let len = BLOCK.min(n - start);
         // SAFETY: start + len <= n; forwarded validity and aliasing.
         let b = unsafe {
-            block_stats::<S, E, SCALED, true>(isa, src.add(start), dst.add(start), len, sc)
+            block_stats::<S, E, SCALED, true>(isa, src.add(start), terms.add(start), len, sc)
         };
         block_max[k] = b.max;
         st = st.merge(b, sc.tau);
@@ -1132,8 +1146,8 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool>(
     }
     match row_case(st) {
         RowCase::Regular | RowCase::PosInf => {}
-        // SAFETY: dst now holds the stored terms; for these cases the output does not depend
-        // on the input values any more (NaN everywhere / zeros everywhere).
+        // SAFETY: for these cases the output does not depend on the input values (NaN
+        // everywhere / zeros everywhere), so dst, which may hold the terms now, serves as input.
         case => return unsafe { write_special_row::<E>(dst, dst, n, case, st, false) },
     }
     let inv_sum = 1.0 / st.sum;
@@ -1142,18 +1156,18 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool>(
     for &m in &block_max[..k] {
         let len = BLOCK.min(n - start);
         let f = Stats::weight(m, st.max, sc.tau) * inv_sum;
-        let p = dst.wrapping_add(start);
+        let (t, p) = (terms.wrapping_add(start), dst.wrapping_add(start));
         let scaled = f * unscale::<E>();
-        // SAFETY: start + len <= n; dst is valid and rescaled in place.
+        // SAFETY: start + len <= n; the terms are rescaled into dst (in place for f32 / f64).
         unsafe {
             if scaled >= <E::Real as Real>::MIN_POSITIVE.to_f64() || f == 0.0 {
                 let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(scaled));
-                map_vectors::<S, E, false>(isa, p, p, len, zero, MulBy(fv));
+                map_vectors::<S, E::Terms, E, false>(isa, t, p, len, zero, MulBy(fv));
             } else {
                 // The combined factor would be subnormal: unscale first, then apply f.
                 let u = splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>()));
                 let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(f));
-                map_vectors::<S, E, false>(isa, p, p, len, zero, MulBy2(u, fv));
+                map_vectors::<S, E::Terms, E, false>(isa, t, p, len, zero, MulBy2(u, fv));
             }
         }
         start += len;
