@@ -9,6 +9,8 @@
 //! (`cfg(xent_unoptimized)`).
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(xent_unoptimized)");
+    // Set by `cargo fuzz` (see `kernel_instances!` in src/element.rs).
+    println!("cargo::rustc-check-cfg=cfg(fuzzing)");
     println!("cargo::rerun-if-changed=build.rs");
     if std::env::var("OPT_LEVEL").as_deref() == Ok("0") {
         println!("cargo::rustc-cfg=xent_unoptimized");

@@ -118,33 +118,45 @@ pub trait Element:
 
 /// The bodies of [`Element`]'s `run_*` methods: each enters the dispatcher with a task of the
 /// implementing type. `#[inline(never)]`: the call must stay a call into this crate's code.
+///
+/// Except under `cargo fuzz` (`cfg(fuzzing)`: AddressSanitizer, coverage instrumentation, one
+/// codegen unit): compiling every instance into this crate there took more than 15 minutes of
+/// one core, so they are `#[inline]` and each fuzz target compiles, optimised, only the kernels
+/// it calls, the targets side by side.
 macro_rules! kernel_instances {
     () => {
-        #[inline(never)]
+        #[cfg_attr(not(fuzzing), inline(never))]
+        #[cfg_attr(fuzzing, inline)]
         fn run_rows_task(path: IsaPath, task: RowsTask<Self>) {
             crate::simd::dispatch(path, task)
         }
-        #[inline(never)]
+        #[cfg_attr(not(fuzzing), inline(never))]
+        #[cfg_attr(fuzzing, inline)]
         fn run_segment_stats(path: IsaPath, task: SegmentStats<Self>) -> Stats {
             crate::simd::dispatch(path, task)
         }
-        #[inline(never)]
+        #[cfg_attr(not(fuzzing), inline(never))]
+        #[cfg_attr(fuzzing, inline)]
         fn run_segment_write(path: IsaPath, task: SegmentWrite<Self>) {
             crate::simd::dispatch(path, task)
         }
-        #[inline(never)]
+        #[cfg_attr(not(fuzzing), inline(never))]
+        #[cfg_attr(fuzzing, inline)]
         fn run_exp_task(path: IsaPath, task: ExpTask<Self>) {
             crate::simd::dispatch(path, task)
         }
-        #[inline(never)]
+        #[cfg_attr(not(fuzzing), inline(never))]
+        #[cfg_attr(fuzzing, inline)]
         fn run_max_task(path: IsaPath, task: MaxTask<'_, Self>) -> (Self::Real, bool) {
             crate::simd::dispatch(path, task)
         }
-        #[inline(never)]
+        #[cfg_attr(not(fuzzing), inline(never))]
+        #[cfg_attr(fuzzing, inline)]
         fn run_first_index_task(path: IsaPath, task: FirstIndexTask<'_, Self>) -> Option<usize> {
             crate::simd::dispatch(path, task)
         }
-        #[inline(never)]
+        #[cfg_attr(not(fuzzing), inline(never))]
+        #[cfg_attr(fuzzing, inline)]
         fn run_ce_task(path: IsaPath, task: CeTask<'_, Self>) -> usize {
             crate::simd::dispatch(path, task)
         }

@@ -2,8 +2,9 @@
 //! thread with a 256 KiB stack (a rayon worker has 2 MiB). Kernels inline every layer of their
 //! bodies when optimised; unoptimised, that same inlining gave one function frames of 5 MB and a
 //! stack overflow in any debug build (build.rs). `cargo test --test small_stack` (a debug
-//! build, as `.ci/run` runs it) checks the unoptimised frames, `cargo test --release` the
-//! optimised ones. An overflow aborts the test binary: that is the failure.
+//! build; `.ci/run` runs it so, without the rayon feature) checks the unoptimised frames,
+//! `cargo test --release` the optimised ones. An overflow aborts the test binary: that is the
+//! failure.
 
 use xent::half::{bf16, f16};
 use xent::{CrossEntropy, Element, GradOutput, IsaPath, Reduction, Softmax};
