@@ -52,8 +52,9 @@ impl<E: Element> Kernel for RowsTask<E> {
             let src = self.src.wrapping_add(r * cols);
             let dst = self.dst.wrapping_add(r * cols);
             // SAFETY: the driver guarantees `src` is valid for rows * cols elements, `dst` (for
-            // the softmax ops) likewise and equal to or disjoint from `src`, and `lse` valid
-            // for `rows` outputs (log-sum-exp).
+            // the softmax ops) likewise and equal to or disjoint from `src`, `lse` valid for
+            // `rows` outputs (log-sum-exp), and `terms`, when not null, valid for `cols`
+            // elements and disjoint from both (this task's own scratch row).
             unsafe {
                 if small {
                     let op = match self.op {
