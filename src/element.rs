@@ -125,41 +125,24 @@ pub trait Element:
 /// it calls, the targets side by side.
 macro_rules! kernel_instances {
     () => {
-        #[cfg_attr(not(fuzzing), inline(never))]
-        #[cfg_attr(fuzzing, inline)]
-        fn run_rows_task(path: IsaPath, task: RowsTask<Self>) {
-            crate::simd::dispatch(path, task)
+        kernel_instances! {
+            run_rows_task(RowsTask<Self>);
+            run_segment_stats(SegmentStats<Self>) -> Stats;
+            run_segment_write(SegmentWrite<Self>);
+            run_exp_task(ExpTask<Self>);
+            run_max_task(MaxTask<'_, Self>) -> (Self::Real, bool);
+            run_first_index_task(FirstIndexTask<'_, Self>) -> Option<usize>;
+            run_ce_task(CeTask<'_, Self>) -> usize;
         }
-        #[cfg_attr(not(fuzzing), inline(never))]
-        #[cfg_attr(fuzzing, inline)]
-        fn run_segment_stats(path: IsaPath, task: SegmentStats<Self>) -> Stats {
-            crate::simd::dispatch(path, task)
-        }
-        #[cfg_attr(not(fuzzing), inline(never))]
-        #[cfg_attr(fuzzing, inline)]
-        fn run_segment_write(path: IsaPath, task: SegmentWrite<Self>) {
-            crate::simd::dispatch(path, task)
-        }
-        #[cfg_attr(not(fuzzing), inline(never))]
-        #[cfg_attr(fuzzing, inline)]
-        fn run_exp_task(path: IsaPath, task: ExpTask<Self>) {
-            crate::simd::dispatch(path, task)
-        }
-        #[cfg_attr(not(fuzzing), inline(never))]
-        #[cfg_attr(fuzzing, inline)]
-        fn run_max_task(path: IsaPath, task: MaxTask<'_, Self>) -> (Self::Real, bool) {
-            crate::simd::dispatch(path, task)
-        }
-        #[cfg_attr(not(fuzzing), inline(never))]
-        #[cfg_attr(fuzzing, inline)]
-        fn run_first_index_task(path: IsaPath, task: FirstIndexTask<'_, Self>) -> Option<usize> {
-            crate::simd::dispatch(path, task)
-        }
-        #[cfg_attr(not(fuzzing), inline(never))]
-        #[cfg_attr(fuzzing, inline)]
-        fn run_ce_task(path: IsaPath, task: CeTask<'_, Self>) -> usize {
-            crate::simd::dispatch(path, task)
-        }
+    };
+    ($($name:ident($task:ty) $(-> $out:ty)?;)*) => {
+        $(
+            #[cfg_attr(not(fuzzing), inline(never))]
+            #[cfg_attr(fuzzing, inline)]
+            fn $name(path: IsaPath, task: $task) $(-> $out)? {
+                crate::simd::dispatch(path, task)
+            }
+        )*
     };
 }
 
