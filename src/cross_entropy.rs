@@ -619,10 +619,10 @@ impl<E: Element> RowScratch<E> {
     /// call on half-precision rows can use them.
     fn new(cols: usize, fused: bool, capped: bool) -> Self {
         let terms_bytes = cols * core::mem::size_of::<E::Terms>();
-        let in_place = core::mem::size_of::<E>() == core::mem::size_of::<E::Terms>();
+        let scratch_terms = crate::kernels::row::terms_need_scratch::<E>();
         RowScratch {
             capped: if capped { vec![0f64; cols] } else { Vec::new() },
-            terms: if fused && !capped && !in_place && terms_bytes <= TERMS_LIMIT_BYTES {
+            terms: if fused && !capped && scratch_terms && terms_bytes <= TERMS_LIMIT_BYTES {
                 vec![<E::Terms as Element>::from_f64(0.0); cols]
             } else {
                 Vec::new()

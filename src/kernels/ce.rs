@@ -452,7 +452,7 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     p: &CeParams<E::Real>,
     terms: &mut [E::Terms],
 ) -> Option<RowForward> {
-    let in_place = core::mem::size_of::<E>() == core::mem::size_of::<E::Terms>();
+    let in_place = !row::terms_need_scratch::<E>();
     if !takes_cached_path::<E>(n, p) || !(in_place || terms.len() >= n) {
         return None;
     }
