@@ -753,7 +753,7 @@ impl<E: Element> CeJob<'_, E> {
         scratch: &mut RowScratch<E>,
         small: &mut [E::Real],
     ) -> usize {
-        let mut results = [RowForward::default(); ce::BATCH_MAX];
+        let mut results = ce::BatchForward::default();
         // SAFETY: every row is one of this task's rows (valid for `cols` elements, grad equal
         // to or disjoint from the logits, rows disjoint; entries past `count` are rows of
         // earlier batches or the task's first row), its target < cols, and 0 < cols ≤
@@ -775,14 +775,14 @@ impl<E: Element> CeJob<'_, E> {
             if special >> i & 1 != 0 {
                 correct += self.general_row(isa, r, scratch);
             } else if self.forward {
-                let f = &results[i];
+                let (ce, z) = (results.ce[i], results.z[i]);
                 // SAFETY: lse / loss / z are valid for `rows` entries owned by this task.
                 unsafe {
-                    *self.lse.add(r) = f.lse;
-                    *self.loss.add(r) = f.loss;
-                    *self.z.add(r) = f.z;
+                    *self.lse.add(r) = results.lse[i];
+                    *self.loss.add(r) = ce + z;
+                    *self.z.add(r) = z;
                 }
-                correct += usize::from(f.correct);
+                correct += (results.correct >> i & 1) as usize;
             }
         }
         correct

@@ -206,7 +206,9 @@ use proptest::prelude::*;
 
 fn case_strategy() -> impl Strategy<Value = (usize, usize, CeCase, u64)> {
     (
-        0usize..6,
+        // Up to five rows, and batches of several full vectors of rows (the small-row batches
+        // of eight f32 / four f64 rows, with ignored rows in between).
+        prop_oneof![0usize..6, 6usize..40],
         1usize..80,
         prop_oneof![
             Just(Reduction::Mean),
@@ -273,7 +275,7 @@ proptest! {
                       offset in prop_oneof![Just(0.0), Just(0.0), Just(16380.0), Just(-3e7)]) {
         let x: Vec<f64> = logits(rows * cols, seed, scale).into_iter().map(|v| v + offset).collect();
         let targets: Vec<i64> = (0..rows)
-            .map(|r| if (seed >> r) & 3 == 0 { -100 } else { ((seed >> (2 * r)) % cols as u64) as i64 })
+            .map(|r| if (seed >> r) & 3 == 0 { -100 } else { ((seed >> (2 * r % 64)) % cols as u64) as i64 })
             .collect();
         for_each_path(|_| {
             let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();

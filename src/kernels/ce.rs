@@ -1007,6 +1007,26 @@ unsafe fn special_gradient<E: Element, R: Real>(
     unsafe { *dst.add(t) = E::from_f64(value) };
 }
 
+/// `out[i] = body` over the first `rows` entries of per-row arrays (`rows` a multiple of
+/// `S::F64::LANES`), one f64 vector of rows at a time: inside `body` each named array stands
+/// for its vector. (A macro, not a function taking a closure: closures are not compiled with
+/// the dispatched target features, so their intrinsics would become calls.)
+macro_rules! rows_f64 {
+    ($isa:expr, $rows:expr, [$($x:ident),+] => $out:expr, $body:expr) => {{
+        let w = <S::F64 as FloatVec>::LANES;
+        let out: *mut f64 = $out.as_mut_ptr();
+        let mut i = 0;
+        while i + w <= $rows {
+            // SAFETY: i + w ≤ rows ≤ BATCH_MAX, the length of every array.
+            $(let $x = unsafe { S::F64::load($isa, $x.as_ptr().add(i)) };)+
+            let v: S::F64 = $body;
+            // SAFETY: as above.
+            unsafe { v.store(out.add(i)) };
+            i += w;
+        }
+    }};
+}
+
 /// Where the vectors of a small row lie: vector j covers columns off(j) .. off(j) + LANES.
 /// With n ≥ LANES the last one ends at n, overlapping its predecessor (its repeated lanes are
 /// left out of the sums); a shorter row is one partial vector padded with −inf.
@@ -1083,16 +1103,20 @@ pub(crate) struct SmallRow<E> {
 }
 
 /// Rows of at most `row::SMALL_VECTORS` vectors (a classifier's classes, the seed's 20-token
-/// vocabulary), `LANES` rows at a time: each row's maximum and sums are reduced across its
-/// lanes for all rows of the batch together (`FloatVec::transpose_max` / `transpose_sum_f64`),
-/// so the batch's rows run side by side instead of one latency-bound reduction chain after
-/// another. One exponential per element serves the loss and the gradient (stored in `dst`
-/// and rescaled from L1); the per-row scalar work is one logarithm and one exponential.
+/// vocabulary), `LANES` rows at a time, **column-major**: the batch is transposed on the way in
+/// (`FloatVec::transpose`, one `LANES × LANES` tile per vector of the rows) so that vector j
+/// holds column j of every row, one row per lane. Every per-row step (maximum, NaN screen,
+/// first maximal column, target term, the sums, the gradient's coefficients) is then one
+/// vector operation for the whole batch, and each entry costs one exponential that serves the
+/// loss and the gradient (kept in `scratch`, in L1). The gradient is transposed back and
+/// stored row by row. The per-row scalar work left is one logarithm and one exponential, both
+/// in f64 vectors across rows.
 ///
 /// Forward (`forward == true`) fills `out[i]` with row i's results; with `dst` not null it
 /// also writes the gradient. Backward recomputes the same exponentials and writes the gradient
 /// from the saved lse: the gradient is p_j = e_j · e^(M/τ − lse) in both, so the two agree
-/// bitwise; the arithmetic of a row does not depend on the other rows of its batch.
+/// bitwise; lanes never mix, so the arithmetic of a row does not depend on the other rows of
+/// its batch.
 ///
 /// Returns a bit mask of the rows left for the general path (a maximum that is not finite or
 /// is degenerate, NaN): nothing of theirs was read past the first pass or written.
@@ -1112,7 +1136,7 @@ pub(crate) unsafe fn small_batch<S: Isa, E: Element>(
     n: usize,
     forward: bool,
     p: &CeParams<E::Real>,
-    out: &mut [RowForward],
+    out: &mut BatchForward,
     scratch: &mut [E::Real],
 ) -> u32 {
     // SAFETY: forwarded.
@@ -1134,72 +1158,97 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     n: usize,
     forward: bool,
     p: &CeParams<E::Real>,
-    out: &mut [RowForward],
+    out: &mut BatchForward,
     scratch: &mut [E::Real],
 ) -> u32 {
     const K: usize = row::SMALL_VECTORS;
-    let lanes = VecOf::<S, E>::LANES;
+    type V<S, E> = VecOf<S, E>;
+    let lanes = V::<S, E>::LANES;
     debug_assert!(lanes <= BATCH_MAX && count > 0 && count <= lanes && rows.len() >= lanes);
     debug_assert!(n > 0 && n <= K * lanes);
-    let ninf = <E::Real as Real>::NEG_INFINITY;
+    let real = <E::Real as Real>::from_f64;
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
     let shape = SmallShape::new(lanes, n);
-    let (k, last, full) = (shape.k, shape.last, shape.full);
-    let iota_values: [E::Real; BATCH_MAX] =
-        core::array::from_fn(|i| <E::Real as Real>::from_f64(i as f64));
-    // SAFETY: BATCH_MAX ≥ LANES values.
-    let iota = unsafe { <VecOf<S, E> as FloatVec>::load(isa, iota_values.as_ptr()) };
-    let fresh_last = iota.ge(splat::<S, E>(
-        isa,
-        <E::Real as Real>::from_f64(((k - 1) * lanes - last) as f64),
-    ));
-    // The column index of every lane of vector j, to find the target's lane.
-    let mut columns = [zero; K];
-    for (j, c) in columns.iter_mut().enumerate().take(k) {
-        *c = iota.add(splat::<S, E>(
-            isa,
-            <E::Real as Real>::from_f64(shape.off(j) as f64),
-        ));
-    }
-    let want_grad = !rows[0].dst.is_null();
-    let scratch = &mut scratch[..lanes * K * lanes];
+    // Columns per tile: LANES, or n for a row shorter than one vector.
+    let width = lanes.min(n);
     // Lanes past `count` compute on whatever valid rows the caller left there, and rows found
     // special run on through the vector code too, so every lane runs the same code: their
-    // results are dropped and nothing of theirs is written (lanes never mix).
+    // results are dropped and nothing of theirs is written.
     let batch = &rows[..lanes];
+    // Column j of the batch (later its exponentials) at j·LANES.
+    let columns = scratch[..K * lanes * lanes].as_mut_ptr();
+    // SAFETY (all accesses to `columns`): j < n ≤ K·LANES, so (j + 1)·LANES ≤ scratch.len().
+    let column = |j: usize| unsafe { V::<S, E>::load(isa, columns.add(j * lanes)) };
 
-    // Pass 1: maxima (and NaN screening), before anything is written.
-    let mut row_max = [zero; BATCH_MAX];
-    let mut special = 0u32;
-    let mut x_target = [0.0f64; BATCH_MAX];
-    for (r, row) in batch.iter().enumerate().take(lanes) {
-        // SAFETY: t < n.
-        x_target[r] = unsafe { *row.src.add(row.t) }.to_f64();
-        let mut acc = splat::<S, E>(isa, ninf);
-        let mut nan = acc.lt(acc);
-        // Loops to the constant K with a guard unroll fully; k is the same for every row.
-        for j in 0..K {
-            if j < k {
-                let v = shape.load::<S, E>(isa, row.src, j);
-                acc = v.max(acc);
-                nan = VecOf::<S, E>::mask_or(nan, v.is_nan());
+    // In: every tile of LANES rows × LANES columns, transposed (nothing written yet), and each
+    // row's maximum and NaN screen on the way.
+    let mut max = splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY);
+    let mut nan = max.lt(max);
+    for b in 0..K {
+        if b < shape.k {
+            let mut tile = [zero; BATCH_MAX];
+            for (v, row) in tile.iter_mut().zip(batch) {
+                // SAFETY: b < k.
+                *v = unsafe { shape.load::<S, E>(isa, row.src, b) };
+            }
+            V::<S, E>::transpose(&mut tile[..lanes]);
+            let off = shape.off(b);
+            for (c, &v) in tile.iter().enumerate().take(width) {
+                // SAFETY: off + c < n.
+                unsafe { v.store(columns.add((off + c) * lanes)) };
+                max = v.max(max);
+                nan = V::<S, E>::mask_or(nan, v.is_nan());
             }
         }
-        row_max[r] = acc;
-        special |= u32::from(VecOf::<S, E>::mask_bits(nan) != 0) << r;
+    }
+    // Columns up to a multiple of four hold −inf (never a maximum; their terms are masked).
+    let padded = n.next_multiple_of(4);
+    for j in n..padded {
+        // SAFETY: padded ≤ K·LANES (a multiple of four).
+        unsafe {
+            splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY).store(columns.add(j * lanes))
+        };
     }
     let mut m = [<E::Real as Real>::ZERO; BATCH_MAX];
-    VecOf::<S, E>::transpose_max(&row_max[..lanes], &mut m[..lanes]);
-    for (r, &mr) in m.iter().enumerate().take(count) {
-        let finite = mr > ninf && mr < <E::Real as Real>::INFINITY;
-        if !finite || is_degenerate(mr, &p.sc) {
-            special |= 1 << r;
+    // SAFETY: BATCH_MAX ≥ LANES.
+    unsafe { max.store(m.as_mut_ptr()) };
+    // Rows whose maximum is ordinary (|M| ≤ bound) get their exponential's input floor from
+    // one vector addition; the others take the scalar checks (see `row::QuickFloor`).
+    let quick = row::QuickFloor::new(&p.sc);
+    let minus_one = splat::<S, E>(isa, real(-1.0));
+    let neg_max = max.mul(minus_one);
+    let ordinary = splat::<S, E>(isa, quick.bound).ge(max.max(neg_max));
+    let mut floor = max.add(splat::<S, E>(isa, quick.step));
+    let mut special = V::<S, E>::mask_bits(nan);
+    let unusual = !V::<S, E>::mask_bits(ordinary) & !special & ((1u32 << count) - 1);
+    if unusual != 0 {
+        let mut floors = [<E::Real as Real>::ZERO; BATCH_MAX];
+        // SAFETY: BATCH_MAX ≥ LANES.
+        unsafe { floor.store(floors.as_mut_ptr()) };
+        for (r, (&mr, floor)) in m.iter().zip(&mut floors).enumerate().take(count) {
+            if unusual >> r & 1 == 0 {
+                continue;
+            }
+            let finite = mr > <E::Real as Real>::NEG_INFINITY && mr < <E::Real as Real>::INFINITY;
+            if !finite || is_degenerate(mr, &p.sc) {
+                special |= 1 << r;
+            } else {
+                *floor = row::input_floor(mr.to_f64(), &p.sc);
+            }
         }
+        // SAFETY: as above.
+        floor = unsafe { V::<S, E>::load(isa, floors.as_ptr()) };
     }
     let special = special & ((1u32 << count) - 1);
     if special == (1u32 << count) - 1 {
         return special;
     }
+    let mut t_real = [<E::Real as Real>::ZERO; BATCH_MAX];
+    for (t, row) in t_real.iter_mut().zip(batch) {
+        *t = real(row.t as f64);
+    }
+    // SAFETY: BATCH_MAX ≥ LANES.
+    let t_v = unsafe { V::<S, E>::load(isa, t_real.as_ptr()) };
     // Label smoothing's Σ w_j (M − x_j), while the logits are still there (in place).
     let mut gaps = [0.0f64; BATCH_MAX];
     if forward && p.eps > 0.0 {
@@ -1210,58 +1259,78 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         }
     }
 
-    // Pass 2 (from L1): the exponentials, stored for the gradient, and per row the sum
-    // without the target, the target's own term and the first maximal column.
-    let mut others_v = [zero; BATCH_MAX];
-    let mut target_v = [zero; BATCH_MAX];
-    let mut first_max = [0usize; BATCH_MAX];
-    for (r, row) in batch.iter().enumerate().take(lanes) {
-        let term = row::ExpTerm::<S, E, SCALED, true>::new(isa, m[r], &p.sc);
-        let mv = splat::<S, E>(isa, m[r]);
-        let mut others = zero;
-        let mut target = zero;
-        let mut fm = usize::MAX;
-        let t = splat::<S, E>(isa, <E::Real as Real>::from_f64(row.t as f64));
-        for (j, column) in columns.iter().enumerate().take(k) {
-            let v = shape.load::<S, E>(isa, row.src, j);
-            let bits = VecOf::<S, E>::mask_bits(v.eq(mv));
-            fm = fm.min(shape.off(j) + bits.trailing_zeros() as usize);
-            let e = term.apply(v);
-            if want_grad {
-                // SAFETY: (r·K + j + 1)·LANES ≤ LANES·K·LANES = scratch.len().
-                unsafe { e.store(scratch.as_mut_ptr().add((r * K + j) * lanes)) };
-            }
-            let at_t = column.eq(t);
-            let (o, tv) = (VecOf::<S, E>::select(at_t, zero, e), e.and_mask(at_t));
-            if j + 1 == k {
-                others = others.add(o.and_mask(fresh_last));
-                target = target.add(tv.and_mask(fresh_last));
-            } else {
-                others = others.add(o);
-                target = target.add(tv);
-            }
-        }
-        others_v[r] = others;
-        target_v[r] = target;
-        first_max[r] = fm;
-    }
+    // The exponentials, four columns per round (independent chains), kept for the gradient;
+    // per row the sum without the target (f32 over at most four columns, then f64, as the
+    // row-major kernels sum a lane), the target's own term and the first maximal column.
+    let term = row::ExpTerm::<S, E, SCALED, true>::per_lane(isa, max, neg_max, floor, &p.sc);
+    let want_grad = !rows[0].dst.is_null();
     let mut s_others = [0.0f64; BATCH_MAX];
     let mut e_target = [0.0f64; BATCH_MAX];
-    VecOf::<S, E>::transpose_sum_f64(&others_v[..lanes], &mut s_others[..lanes]);
-    VecOf::<S, E>::transpose_sum_f64(&target_v[..lanes], &mut e_target[..lanes]);
+    let mut target = zero;
+    let mut target_logit = zero;
+    let mut first_max = splat::<S, E>(isa, real(n as f64));
+    let n_v = splat::<S, E>(isa, real(n as f64));
+    let four = splat::<S, E>(isa, real(4.0));
+    let mut col = [zero; 4];
+    for (q, c) in col.iter_mut().enumerate() {
+        *c = splat::<S, E>(isa, real(q as f64));
+    }
+    let mut j = 0;
+    while j < padded {
+        let v = [column(j), column(j + 1), column(j + 2), column(j + 3)];
+        let e = term.apply_quad(v);
+        let mut others = [zero; 4];
+        for q in 0..4 {
+            if want_grad {
+                // SAFETY: j + q < padded.
+                unsafe { e[q].store(columns.add((j + q) * lanes)) };
+            }
+            let at_t = col[q].eq(t_v);
+            others[q] = V::<S, E>::select(at_t, zero, e[q]);
+            target = V::<S, E>::select(at_t, e[q], target);
+            target_logit = V::<S, E>::select(at_t, v[q], target_logit);
+            first_max = V::<S, E>::select(v[q].eq(max), col[q], first_max).min(first_max);
+        }
+        if j + 4 > n {
+            for q in 0..4 {
+                others[q] = others[q].and_mask(col[q].lt(n_v));
+            }
+        }
+        others[0]
+            .add(others[1])
+            .add(others[2].add(others[3]))
+            .add_lanes_f64(&mut s_others);
+        for c in &mut col {
+            *c = c.add(four);
+        }
+        j += 4;
+    }
+    target.add_lanes_f64(&mut e_target);
 
-    // The loss from the sums: −ln p_t and ln S for the whole batch at once where the compute
-    // precision is f32 (a vector logarithm accurate far beyond it), per row in f64 otherwise.
+    // The per-row scalar steps, as f64 vectors across the batch's rows.
     let tau = p.sc.tau;
     let mut mf = [0.0f64; BATCH_MAX];
-    for r in 0..lanes {
-        mf[r] = m[r].to_f64();
-        s_others[r] *= unscale::<E>();
-        e_target[r] *= unscale::<E>();
+    max.add_lanes_f64(&mut mf);
+    let unscale = S::F64::splat(isa, unscale::<E>());
+    rows_f64!(isa, lanes, [s_others] => s_others, s_others.mul(unscale));
+    rows_f64!(isa, lanes, [e_target] => e_target, e_target.mul(unscale));
+    let mut x_target = [0.0f64; BATCH_MAX];
+    target_logit.add_lanes_f64(&mut x_target);
+    let mut wt = [1.0f64; BATCH_MAX];
+    if let Some(w) = p.weights_f64 {
+        for (wt, row) in wt.iter_mut().zip(batch) {
+            *wt = w[row.t];
+        }
     }
-    let mut nll = [0.0f64; BATCH_MAX];
-    let mut ln_s = [0.0f64; BATCH_MAX];
+    let inv = S::F64::splat(isa, tau.inv);
+    let zero64 = S::F64::splat(isa, 0.0);
+    let ce_coeff = S::F64::splat(isa, 1.0 - p.eps);
+    let mut lse = [0.0f64; BATCH_MAX];
     if forward {
+        // −ln p_t and ln S: for the whole batch at once where the compute precision is f32 (a
+        // vector logarithm accurate far beyond it), per row in f64 otherwise.
+        let mut nll = [0.0f64; BATCH_MAX];
+        let mut ln_s = [0.0f64; BATCH_MAX];
         if <E::Real as Real>::MANTISSA_DIGITS == f32::MANTISSA_DIGITS {
             batch_nll_f32(
                 isa, lanes, &s_others, &e_target, &mf, &x_target, tau.inv, &mut nll, &mut ln_s,
@@ -1280,28 +1349,21 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
                 };
             }
         }
-    }
-    let mut lse = [0.0f64; BATCH_MAX];
-    for r in 0..count {
-        let row = &batch[r];
-        lse[r] = if !forward {
-            row.saved_lse
-        } else {
-            let lse = mf[r] * tau.inv + ln_s[r];
-            let wt = p.weight(row.t);
-            let mut ce = coeff_mul((1.0 - p.eps) * wt, nll[r]);
-            if p.eps > 0.0 {
-                ce += smoothing_term(gaps[r], p, n, ln_s[r]);
+        rows_f64!(isa, lanes, [mf, ln_s] => lse, mf.mul(inv).add(ln_s));
+        rows_f64!(isa, lanes, [wt, nll] => out.ce, coeff_mul_vec(ce_coeff.mul(wt), nll, zero64));
+        if p.eps > 0.0 {
+            for r in 0..count {
+                out.ce[r] += smoothing_term(gaps[r], p, n, ln_s[r]);
             }
-            let z = coeff_mul(p.z * wt, lse * lse);
-            out[r] = RowForward {
-                loss: ce + z,
-                z,
-                lse,
-                correct: first_max[r] == row.t,
-            };
-            lse
-        };
+        }
+        let z_coeff = S::F64::splat(isa, p.z);
+        rows_f64!(isa, lanes, [wt, lse] => out.z, coeff_mul_vec(z_coeff.mul(wt), lse.mul(lse), zero64));
+        out.lse = lse;
+        out.correct = V::<S, E>::mask_bits(first_max.eq(t_v));
+    } else {
+        for (lse, row) in lse.iter_mut().zip(batch) {
+            *lse = row.saved_lse;
+        }
     }
     if !want_grad {
         return special;
@@ -1309,54 +1371,105 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     // The gradient from lse: p_j = e_j · e^(M/τ − lse), as the general path and `backward`
     // compute it (the factor's exponential for the whole batch at once).
     let mut factor = [0.0f64; BATCH_MAX];
+    rows_f64!(isa, lanes, [mf, lse] => factor, mf.mul(inv).sub(lse));
     for r in 0..lanes {
-        factor[r] = if lse_is_coarse(lse[r]) {
+        if lse_is_coarse(lse[r]) {
             // ln S from the row's sums, which lse no longer carries (see `LSE_COARSE`).
-            -(s_others[r] + e_target[r]).ln()
-        } else {
-            mf[r] * tau.inv - lse[r]
-        };
+            factor[r] = -(s_others[r] + e_target[r]).ln();
+        }
     }
     batch_exp(isa, lanes, &mut factor);
-    for r in 0..count {
-        if special >> r & 1 != 0 {
-            continue;
-        }
-        let row = &batch[r];
-        let t = row.t;
-        let (s_o, e_t, factor) = (s_others[r], e_target[r], factor[r]);
-        let lse = lse[r];
-        let (a, b_t) = p.coefficients(t, n, lse);
-        let scale = row.g * tau.inv;
-        let alpha = splat::<S, E>(
-            isa,
-            <E::Real as Real>::from_f64(scale * a * factor * unscale::<E>()),
-        );
-        let neg_beta = splat::<S, E>(isa, <E::Real as Real>::from_f64(-scale * p.eps / n as f64));
-        let weights = if p.eps > 0.0 { p.weights } else { None };
-        for j in 0..K {
-            if j >= k {
-                continue;
+    // Per row: entry j = e_j · α + w_j · (−β), the target's entry apart (from the sums), with
+    // the coefficients A and B_t of `CeParams::coefficients`.
+    let mut g = [0.0f64; BATCH_MAX];
+    for (g, row) in g.iter_mut().zip(batch) {
+        *g = row.g;
+    }
+    let smooth = S::F64::splat(isa, p.eps / n as f64);
+    let smooth_total = S::F64::splat(isa, p.eps / n as f64 * p.weight_total);
+    let z2 = S::F64::splat(isa, 2.0 * p.z);
+    let eps = S::F64::splat(isa, p.eps);
+    let cols = S::F64::splat(isa, n as f64);
+    let minus_one = S::F64::splat(isa, -1.0);
+    let mut a = [0.0f64; BATCH_MAX];
+    rows_f64!(isa, lanes, [wt, lse] => a, {
+        let z_part = coeff_mul_vec(z2.mul(wt), lse, zero64);
+        let finite = lse.sub(lse).eq(zero64);
+        ce_coeff
+            .mul(wt)
+            .add(smooth_total)
+            .add(S::F64::select(finite, z_part, zero64))
+    });
+    let mut alpha64 = [0.0f64; BATCH_MAX];
+    rows_f64!(isa, lanes, [g, a, factor] => alpha64, g.mul(inv).mul(a).mul(factor).mul(unscale));
+    let mut neg_beta64 = [0.0f64; BATCH_MAX];
+    rows_f64!(isa, lanes, [g] => neg_beta64, g.mul(inv).mul(minus_one).mul(eps).div(cols));
+    let mut target_entry = [0.0f64; BATCH_MAX];
+    rows_f64!(isa, lanes, [g, a, wt, factor, s_others, e_target] => target_entry, {
+        let b_t = ce_coeff.mul(wt).add(smooth.mul(wt));
+        let others = b_t.mul(minus_one).mul(s_others.mul(factor));
+        g.mul(inv).mul(others.add(a.sub(b_t).mul(e_target.mul(factor))))
+    });
+    let mut alpha = [<E::Real as Real>::ZERO; BATCH_MAX];
+    let mut neg_beta = [<E::Real as Real>::ZERO; BATCH_MAX];
+    for r in 0..lanes {
+        alpha[r] = real(alpha64[r]);
+        neg_beta[r] = real(neg_beta64[r]);
+    }
+    let written = !special & ((1u32 << count) - 1);
+    // SAFETY: BATCH_MAX ≥ LANES values each.
+    let (alpha, neg_beta) = unsafe {
+        (
+            V::<S, E>::load(isa, alpha.as_ptr()),
+            V::<S, E>::load(isa, neg_beta.as_ptr()),
+        )
+    };
+    let weights = if p.eps > 0.0 { p.weights } else { None };
+    // Out: tile by tile, transposed back to rows.
+    for b in 0..K {
+        if b < shape.k {
+            let off = shape.off(b);
+            let mut tile = [zero; BATCH_MAX];
+            for (c, v) in tile.iter_mut().enumerate().take(width) {
+                let neg_b = match weights {
+                    None => neg_beta,
+                    Some(w) => neg_beta.mul(splat::<S, E>(isa, w[off + c])),
+                };
+                *v = column(off + c).mul_add(alpha, neg_b);
             }
-            // SAFETY: as for the store above.
-            let ej = unsafe { VecOf::<S, E>::load(isa, scratch.as_ptr().add((r * K + j) * lanes)) };
-            let len = if full { lanes } else { n };
-            let neg_b = match weights {
-                None => neg_beta,
-                // SAFETY: shape.off(j) + len ≤ n; the weights have n entries.
-                Some(w) => unsafe { load_weights::<S, E>(isa, w.as_ptr().add(shape.off(j)), len) }
-                    .mul(neg_beta),
-            };
-            // SAFETY: shape.off(j) + len ≤ n.
-            unsafe {
-                store_elems::<S, E>(ej.mul_add(alpha, neg_b), row.dst.add(shape.off(j)), len)
-            };
+            V::<S, E>::transpose(&mut tile[..lanes]);
+            for (r, (v, row)) in tile.iter().zip(batch).enumerate().take(count) {
+                if written >> r & 1 != 0 {
+                    // SAFETY: off + width ≤ n.
+                    unsafe { store_elems::<S, E>(*v, row.dst.add(off), width) };
+                }
+            }
         }
-        let value = scale * (-b_t * (s_o * factor) + (a - b_t) * (e_t * factor));
-        // SAFETY: t < n.
-        unsafe { *row.dst.add(t) = E::from_f64(value) };
+    }
+    for (r, row) in batch.iter().enumerate().take(count) {
+        if written >> r & 1 != 0 {
+            // SAFETY: t < n.
+            unsafe { *row.dst.add(row.t) = E::from_f64(target_entry[r]) };
+        }
     }
     special
+}
+
+/// The forward results of a small batch, one entry per row.
+#[derive(Copy, Clone, Default)]
+pub(crate) struct BatchForward {
+    /// The cross-entropy part of the loss (without z-loss).
+    pub ce: [f64; BATCH_MAX],
+    pub z: [f64; BATCH_MAX],
+    pub lse: [f64; BATCH_MAX],
+    /// Bit i: row i's target is its first maximal column.
+    pub correct: u32,
+}
+
+/// `coeff_mul` lane-wise: a zero coefficient removes its term (0 · ∞ counts 0).
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+fn coeff_mul_vec<V: FloatVec>(a: V, b: V, zero: V) -> V {
+    V::select(a.eq(zero), zero, a.mul(b))
 }
 
 /// −ln p_t and ln S for a batch of f32-precision rows, `S::F64::LANES` rows per vector:

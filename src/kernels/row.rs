@@ -488,6 +488,39 @@ pub(crate) fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
     }
 }
 
+/// [`input_floor`] and [`is_degenerate`] for a whole vector of row maxima (the lanes of a
+/// column-major batch) in one addition, for every maximum with |m| ≤ `bound`:
+/// such an m is not degenerate, and `m + step` (step = EXP_MIN_ARG·τ·(1 + 2^-6)) lies below
+/// m + EXP_MIN_ARG·τ, so every input it clamps still gives e^(…) = 0 (the row exponential
+/// clamps its argument at EXP_MIN_ARG as well). Proof: |m| ≤ τ·2^(p−2) (p significand bits)
+/// keeps ulp(|m| + |step|) ≤ τ, so the rounded sum is within τ/2 of the exact one, while the
+/// margin is 104·2^-6·τ > 1.6τ for f32 (746·2^-6·τ for f64); and ulp(m) ≤ τ/2 is far below
+/// EXP_MIN_ARG·τ, so m + EXP_MIN_ARG·τ does not round to m. Maxima outside the bound (or NaN)
+/// take the scalar functions.
+#[derive(Copy, Clone)]
+pub(crate) struct QuickFloor<R> {
+    pub bound: R,
+    pub step: R,
+}
+
+impl<R: Real> QuickFloor<R> {
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn new(sc: &Scale<R>) -> Self {
+        let tau = sc.tau.value;
+        let step = R::EXP_MIN_ARG.to_f64() * tau * (1.0 + 1.0 / 64.0);
+        let limit = R::MAX.to_f64() / 4.0;
+        let bound = if step.abs() <= limit {
+            limit.min(tau * pow2::<f64>(R::MANTISSA_DIGITS as i32 - 2))
+        } else {
+            -1.0
+        };
+        QuickFloor {
+            bound: R::from_f64(bound),
+            step: R::from_f64(step),
+        }
+    }
+}
+
 /// Whether every x < m has e^((x − m)/τ) = 0, because m + EXP_MIN_ARG·τ rounds to m.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn is_degenerate<R: Real>(m: R, sc: &Scale<R>) -> bool {
@@ -522,6 +555,28 @@ impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SC
             } else {
                 splat::<S, E>(isa, <E::Real as Real>::EXP_MIN_ARG)
             },
+            sc: ScaleVecs::<S, E>::new(isa, sc),
+        }
+    }
+}
+
+impl<S: Isa, E: Element, const SCALED: bool> ExpTerm<S, E, SCALED, true> {
+    /// One maximum per lane (the lanes of a column-major batch are different rows): lane i
+    /// gets `m[i]` and the floor `input_floor(m[i])`, exactly what [`ExpTerm::new`] gives a
+    /// whole vector.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn per_lane(
+        isa: S,
+        m: VecOf<S, E>,
+        neg_m: VecOf<S, E>,
+        floor: VecOf<S, E>,
+        sc: &Scale<E::Real>,
+    ) -> Self {
+        ExpTerm {
+            isa,
+            m,
+            neg_m,
+            floor,
             sc: ScaleVecs::<S, E>::new(isa, sc),
         }
     }

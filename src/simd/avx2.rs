@@ -279,64 +279,49 @@ impl FloatVec for F32x8 {
         }
     }
     #[inline(always)]
-    fn transpose_max(v: &[Self], out: &mut [f32]) {
-        let (v, out) = (&v[..8], &mut out[..8]);
+    fn transpose(v: &mut [Self]) {
+        let v = &mut v[..8];
         // SAFETY: see the comment above this impl.
         unsafe {
-            // Pairs of adjacent lanes of two vectors: [a01 a23 b01 b23 | a45 a67 b45 b67].
-            let (ab, cd) = (max_pairs(v[0].0, v[1].0), max_pairs(v[2].0, v[3].0));
-            let (ef, gh) = (max_pairs(v[4].0, v[5].0), max_pairs(v[6].0, v[7].0));
-            // [a0123 b c d | a4567 b c d] and the same for e … h.
-            let (abcd, efgh) = (max_pairs(ab, cd), max_pairs(ef, gh));
-            let r = _mm256_max_ps(
-                _mm256_permute2f128_ps::<0x20>(abcd, efgh),
-                _mm256_permute2f128_ps::<0x31>(abcd, efgh),
-            );
-            _mm256_storeu_ps(out.as_mut_ptr(), r);
+            // Pairs of rows interleaved, then quarters of columns, then the 128-bit halves:
+            // q0 holds columns 0 (low half) and 4 (high half) of rows 0-3, and so on.
+            let (a, b) = (v[0].0, v[1].0);
+            let (c, d) = (v[2].0, v[3].0);
+            let (e, f) = (v[4].0, v[5].0);
+            let (g, h) = (v[6].0, v[7].0);
+            let (ab_lo, ab_hi) = (_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+            let (cd_lo, cd_hi) = (_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
+            let (ef_lo, ef_hi) = (_mm256_unpacklo_ps(e, f), _mm256_unpackhi_ps(e, f));
+            let (gh_lo, gh_hi) = (_mm256_unpacklo_ps(g, h), _mm256_unpackhi_ps(g, h));
+            let q0 = _mm256_shuffle_ps::<0x44>(ab_lo, cd_lo);
+            let q1 = _mm256_shuffle_ps::<0xEE>(ab_lo, cd_lo);
+            let q2 = _mm256_shuffle_ps::<0x44>(ab_hi, cd_hi);
+            let q3 = _mm256_shuffle_ps::<0xEE>(ab_hi, cd_hi);
+            let q4 = _mm256_shuffle_ps::<0x44>(ef_lo, gh_lo);
+            let q5 = _mm256_shuffle_ps::<0xEE>(ef_lo, gh_lo);
+            let q6 = _mm256_shuffle_ps::<0x44>(ef_hi, gh_hi);
+            let q7 = _mm256_shuffle_ps::<0xEE>(ef_hi, gh_hi);
+            v[0] = Self(_mm256_permute2f128_ps::<0x20>(q0, q4));
+            v[1] = Self(_mm256_permute2f128_ps::<0x20>(q1, q5));
+            v[2] = Self(_mm256_permute2f128_ps::<0x20>(q2, q6));
+            v[3] = Self(_mm256_permute2f128_ps::<0x20>(q3, q7));
+            v[4] = Self(_mm256_permute2f128_ps::<0x31>(q0, q4));
+            v[5] = Self(_mm256_permute2f128_ps::<0x31>(q1, q5));
+            v[6] = Self(_mm256_permute2f128_ps::<0x31>(q2, q6));
+            v[7] = Self(_mm256_permute2f128_ps::<0x31>(q3, q7));
         }
     }
     #[inline(always)]
-    fn transpose_sum_f64(v: &[Self], out: &mut [f64]) {
-        let (v, out) = (&v[..8], &mut out[..8]);
-        // Lane i of each f64 vector: x_i + x_(i+4), then the f64 transpose for four rows.
-        let lo = [
-            widen_halves(v[0]),
-            widen_halves(v[1]),
-            widen_halves(v[2]),
-            widen_halves(v[3]),
-        ];
-        let hi = [
-            widen_halves(v[4]),
-            widen_halves(v[5]),
-            widen_halves(v[6]),
-            widen_halves(v[7]),
-        ];
-        F64x4::transpose_sum_f64(&lo, &mut out[..4]);
-        F64x4::transpose_sum_f64(&hi, &mut out[4..]);
-    }
-}
-
-/// The maxima of adjacent lane pairs of `a` and `b`: [a01 a23 b01 b23 | a45 a67 b45 b67].
-#[inline(always)]
-fn max_pairs(a: __m256, b: __m256) -> __m256 {
-    // SAFETY: only reached from `F32x8` methods, whose values prove AVX support.
-    unsafe {
-        _mm256_max_ps(
-            _mm256_shuffle_ps::<0b10_00_10_00>(a, b),
-            _mm256_shuffle_ps::<0b11_01_11_01>(a, b),
-        )
-    }
-}
-
-/// Lane i: a_i + a_(i+4), in f64.
-#[inline(always)]
-fn widen_halves(a: F32x8) -> F64x4 {
-    // SAFETY: `a` exists only through an AVX token.
-    unsafe {
-        F64x4(_mm256_add_pd(
-            _mm256_cvtps_pd(_mm256_castps256_ps128(a.0)),
-            _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(a.0)),
-        ))
+    fn add_lanes_f64(self, acc: &mut [f64]) {
+        let acc = &mut acc[..8];
+        // SAFETY: see the comment above this impl; acc holds 8 values.
+        unsafe {
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(self.0));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(self.0));
+            let p = acc.as_mut_ptr();
+            _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), lo));
+            _mm256_storeu_pd(p.add(4), _mm256_add_pd(_mm256_loadu_pd(p.add(4)), hi));
+        }
     }
 }
 
@@ -535,41 +520,27 @@ impl FloatVec for F64x4 {
         (l[0] + l[2]) + (l[1] + l[3])
     }
     #[inline(always)]
-    fn transpose_max(v: &[Self], out: &mut [f64]) {
-        let (v, out) = (&v[..4], &mut out[..4]);
+    fn transpose(v: &mut [Self]) {
+        let v = &mut v[..4];
         // SAFETY: see the comment above the f32 impl.
         unsafe {
-            // [a01 b01 a23 b23] and [c01 d01 c23 d23], then the 128-bit halves.
-            let (ab, cd) = (
-                _mm256_max_pd(
-                    _mm256_unpacklo_pd(v[0].0, v[1].0),
-                    _mm256_unpackhi_pd(v[0].0, v[1].0),
-                ),
-                _mm256_max_pd(
-                    _mm256_unpacklo_pd(v[2].0, v[3].0),
-                    _mm256_unpackhi_pd(v[2].0, v[3].0),
-                ),
-            );
-            let r = _mm256_max_pd(
-                _mm256_permute2f128_pd::<0x20>(ab, cd),
-                _mm256_permute2f128_pd::<0x31>(ab, cd),
-            );
-            _mm256_storeu_pd(out.as_mut_ptr(), r);
+            let (a, b, c, d) = (v[0].0, v[1].0, v[2].0, v[3].0);
+            // [a0 b0 a2 b2], [a1 b1 a3 b3], the same for c, d; then the 128-bit halves.
+            let (ab_lo, ab_hi) = (_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b));
+            let (cd_lo, cd_hi) = (_mm256_unpacklo_pd(c, d), _mm256_unpackhi_pd(c, d));
+            v[0] = Self(_mm256_permute2f128_pd::<0x20>(ab_lo, cd_lo));
+            v[1] = Self(_mm256_permute2f128_pd::<0x20>(ab_hi, cd_hi));
+            v[2] = Self(_mm256_permute2f128_pd::<0x31>(ab_lo, cd_lo));
+            v[3] = Self(_mm256_permute2f128_pd::<0x31>(ab_hi, cd_hi));
         }
     }
     #[inline(always)]
-    fn transpose_sum_f64(v: &[Self], out: &mut [f64]) {
-        let (v, out) = (&v[..4], &mut out[..4]);
-        // SAFETY: see the comment above the f32 impl.
+    fn add_lanes_f64(self, acc: &mut [f64]) {
+        let acc = &mut acc[..4];
+        // SAFETY: see the comment above the f32 impl; acc holds 4 values.
         unsafe {
-            // Every row i: (x0 + x1) + (x2 + x3).
-            let ab = _mm256_hadd_pd(v[0].0, v[1].0);
-            let cd = _mm256_hadd_pd(v[2].0, v[3].0);
-            let r = _mm256_add_pd(
-                _mm256_permute2f128_pd::<0x20>(ab, cd),
-                _mm256_permute2f128_pd::<0x31>(ab, cd),
-            );
-            _mm256_storeu_pd(out.as_mut_ptr(), r);
+            let p = acc.as_mut_ptr();
+            _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), self.0));
         }
     }
 }
@@ -579,39 +550,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transposed_reductions() {
+    fn transposes_and_widens() {
         let Some(isa) = Avx2::try_new() else { return };
+        let value = |r: usize, c: usize| ((r * 8 + c) % 11) as f64 * 0.75 - 4.5;
         let rows: Vec<[f32; 8]> = (0..8)
-            .map(|r| core::array::from_fn(|c| ((r * 8 + c) % 11) as f32 - 4.5))
+            .map(|r| core::array::from_fn(|c| value(r, c) as f32))
             .collect();
         // SAFETY: 8 values per row.
-        let v: Vec<F32x8> = rows
+        let mut v: Vec<F32x8> = rows
             .iter()
             .map(|r| unsafe { F32x8::load(isa, r.as_ptr()) })
             .collect();
-        let mut max = [0f32; 8];
-        let mut sum = [0f64; 8];
-        F32x8::transpose_max(&v, &mut max);
-        F32x8::transpose_sum_f64(&v, &mut sum);
-        for (i, row) in rows.iter().enumerate() {
-            assert_eq!(max[i], row.iter().cloned().fold(f32::MIN, f32::max));
-            assert_eq!(sum[i], row.iter().map(|&x| x as f64).sum::<f64>());
+        F32x8::transpose(&mut v);
+        let mut sum = [0.5f64; 8];
+        for (c, column) in v.iter().enumerate() {
+            assert_eq!(lanes_f32(column.0), core::array::from_fn(|r| rows[r][c]));
+            column.add_lanes_f64(&mut sum);
+        }
+        for (r, row) in rows.iter().enumerate() {
+            assert_eq!(sum[r], 0.5 + row.iter().map(|&x| x as f64).sum::<f64>());
         }
         let rows64: Vec<[f64; 4]> = (0..4)
-            .map(|r| core::array::from_fn(|c| ((r * 4 + c) % 7) as f64 * 0.75 - 3.0))
+            .map(|r| core::array::from_fn(|c| value(r, c)))
             .collect();
         // SAFETY: 4 values per row.
-        let w: Vec<F64x4> = rows64
+        let mut w: Vec<F64x4> = rows64
             .iter()
             .map(|r| unsafe { F64x4::load(isa, r.as_ptr()) })
             .collect();
-        let mut max = [0f64; 4];
-        let mut sum = [0f64; 4];
-        F64x4::transpose_max(&w, &mut max);
-        F64x4::transpose_sum_f64(&w, &mut sum);
-        for (i, row) in rows64.iter().enumerate() {
-            assert_eq!(max[i], row.iter().cloned().fold(f64::MIN, f64::max));
-            assert_eq!(sum[i], row.iter().sum::<f64>());
+        F64x4::transpose(&mut w);
+        let mut sum = [0.5f64; 4];
+        for (c, column) in w.iter().enumerate() {
+            assert_eq!(lanes_f64(column.0), core::array::from_fn(|r| rows64[r][c]));
+            column.add_lanes_f64(&mut sum);
+        }
+        for (r, row) in rows64.iter().enumerate() {
+            assert_eq!(sum[r], 0.5 + row.iter().sum::<f64>());
         }
     }
 }

@@ -207,15 +207,12 @@ pub trait FloatVec: Copy + Debug {
     /// Sum of the lanes, accumulated in f64.
     fn reduce_sum_f64(self) -> f64;
 
-    /// `out[i]` = the largest lane of `v[i]`, for `LANES` vectors at once (one vector per
-    /// row in the batched kernels; a transpose folded into the reduction tree). Lanes holding
-    /// NaN give an unspecified result: callers screen NaN separately.
-    fn transpose_max(v: &[Self], out: &mut [Self::Real]);
+    /// Transposes `LANES` vectors in place: afterwards lane `r` of `v[c]` is what lane `c` of
+    /// `v[r]` was (rows of a batch become columns, one row per lane, and back).
+    fn transpose(v: &mut [Self]);
 
-    /// `out[i]` = the sum of the lanes of `v[i]` accumulated in f64, for `LANES` vectors at
-    /// once, every `i` through the same addition tree (so a row's sum does not depend on its
-    /// position in the batch).
-    fn transpose_sum_f64(v: &[Self], out: &mut [f64]);
+    /// `acc[i] += lane i` in f64, for the first `LANES` entries of `acc`.
+    fn add_lanes_f64(self, acc: &mut [f64]);
 }
 
 /// A kernel body generic over the instruction set, run by [`dispatch`] (crate-internal: the

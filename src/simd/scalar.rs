@@ -197,12 +197,10 @@ macro_rules! scalar_vec {
                 self as f64
             }
             #[inline(always)]
-            fn transpose_max(v: &[Self], out: &mut [$t]) {
-                out[0] = v[0];
-            }
+            fn transpose(_v: &mut [Self]) {}
             #[inline(always)]
-            fn transpose_sum_f64(v: &[Self], out: &mut [f64]) {
-                out[0] = v[0] as f64;
+            fn add_lanes_f64(self, acc: &mut [f64]) {
+                acc[0] += self as f64;
             }
         }
     };
