@@ -412,36 +412,41 @@ impl CrossEntropy {
                 return Err(Error::InvalidWeight { class, value });
             }
         }
-        let mut idx = Vec::with_capacity(rows);
-        for (row, t) in targets.iter().enumerate() {
+        // One pass over the targets: validated, made indices, and counted (the weight sum in
+        // row order, as the reduction needs it bitwise; unweighted it is the count itself).
+        let weights_f64 = self.weights.clone();
+        let mut idx = vec![0usize; rows];
+        let (mut valid_rows, mut weighted_sum) = (0usize, 0f64);
+        for (row, (slot, t)) in idx.iter_mut().zip(targets).enumerate() {
             let t = t.to_i64();
-            if t == self.ignore_index {
-                idx.push(IGNORED);
+            *slot = if t == self.ignore_index {
+                IGNORED
             } else if t >= 0 && (t as u64) < cols as u64 {
-                idx.push(t as usize);
+                valid_rows += 1;
+                if let Some(w) = &weights_f64 {
+                    weighted_sum += w[t as usize];
+                }
+                t as usize
             } else {
                 return Err(Error::TargetOutOfRange {
                     row,
                     target: t,
                     classes: cols,
                 });
-            }
+            };
         }
+        let weight_sum = if weights_f64.is_some() {
+            weighted_sum
+        } else {
+            valid_rows as f64
+        };
         let weights_real: Option<Vec<E::Real>> = self
             .weights
             .as_ref()
             .map(|w| w.iter().map(|&v| E::Real::from_f64(v)).collect());
-        let weights_f64 = self.weights.clone();
         let weight_total = weights_f64
             .as_ref()
             .map_or(cols as f64, |w| w.iter().sum::<f64>());
-        let (mut valid_rows, mut weight_sum) = (0usize, 0f64);
-        for &t in &idx {
-            if t != IGNORED {
-                valid_rows += 1;
-                weight_sum += weights_f64.as_ref().map_or(1.0, |w| w[t]);
-            }
-        }
         Ok(Call {
             opts: self,
             sc,
