@@ -1028,8 +1028,9 @@ macro_rules! rows_f64 {
 }
 
 /// Where the vectors of a small row lie: vector j covers columns off(j) .. off(j) + LANES.
-/// With n ≥ LANES the last one ends at n, overlapping its predecessor (its repeated lanes are
-/// left out of the sums); a shorter row is one partial vector padded with −inf.
+/// With n ≥ LANES the last one ends at n, overlapping its predecessor (its repeated columns
+/// are transposed and stored twice, with the same values); a shorter row is one partial
+/// vector padded with −inf.
 #[derive(Copy, Clone)]
 struct SmallShape {
     lanes: usize,
@@ -1112,11 +1113,11 @@ pub(crate) struct SmallRow<E> {
 /// stored row by row. The per-row scalar work left is one logarithm and one exponential, both
 /// in f64 vectors across rows.
 ///
-/// Forward (`forward == true`) fills `out[i]` with row i's results; with `dst` not null it
-/// also writes the gradient. Backward recomputes the same exponentials and writes the gradient
-/// from the saved lse: the gradient is p_j = e_j · e^(M/τ − lse) in both, so the two agree
-/// bitwise; lanes never mix, so the arithmetic of a row does not depend on the other rows of
-/// its batch.
+/// Forward (`forward == true`) fills entry i of `out` with row i's results; with `dst` not
+/// null it also writes the gradient. Backward recomputes the same exponentials and writes the
+/// gradient from the saved lse: the gradient is p_j = e_j · e^(M/τ − lse) in both, so the two
+/// agree bitwise; lanes never mix, so the arithmetic of a row does not depend on the other
+/// rows of its batch.
 ///
 /// Returns a bit mask of the rows left for the general path (a maximum that is not finite or
 /// is degenerate, NaN): nothing of theirs was read past the first pass or written.
