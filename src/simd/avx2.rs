@@ -548,44 +548,43 @@ impl FloatVec for F64x4 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::Real;
+
+    /// `V::transpose` turns row r's lane c into column c's lane r, and `add_lanes_f64` adds
+    /// each lane into its own f64 accumulator.
+    fn check_transpose_and_widen<V: FloatVec<Isa = Avx2>>(isa: Avx2) {
+        const MAX: usize = 8;
+        let lanes = V::LANES;
+        let value = |r: usize, c: usize| ((r * 8 + c) % 11) as f64 * 0.75 - 4.5;
+        let rows: Vec<[V::Real; MAX]> = (0..lanes)
+            .map(|r| core::array::from_fn(|c| V::Real::from_f64(value(r, c))))
+            .collect();
+        // SAFETY: each row holds MAX ≥ LANES values.
+        let mut v: Vec<V> = rows
+            .iter()
+            .map(|r| unsafe { V::load(isa, r.as_ptr()) })
+            .collect();
+        V::transpose(&mut v);
+        let mut sum = [0.5f64; MAX];
+        for (c, column) in v.iter().enumerate() {
+            let mut got = [V::Real::ZERO; MAX];
+            // SAFETY: got holds MAX ≥ LANES values.
+            unsafe { column.store(got.as_mut_ptr()) };
+            for (r, row) in rows.iter().enumerate() {
+                assert_eq!(got[r].to_f64(), row[c].to_f64(), "row {r}, column {c}");
+            }
+            column.add_lanes_f64(&mut sum);
+        }
+        for (r, row) in rows.iter().enumerate() {
+            let expected = 0.5 + row[..lanes].iter().map(|x| x.to_f64()).sum::<f64>();
+            assert_eq!(sum[r], expected, "row {r}");
+        }
+    }
 
     #[test]
     fn transposes_and_widens() {
         let Some(isa) = Avx2::try_new() else { return };
-        let value = |r: usize, c: usize| ((r * 8 + c) % 11) as f64 * 0.75 - 4.5;
-        let rows: Vec<[f32; 8]> = (0..8)
-            .map(|r| core::array::from_fn(|c| value(r, c) as f32))
-            .collect();
-        // SAFETY: 8 values per row.
-        let mut v: Vec<F32x8> = rows
-            .iter()
-            .map(|r| unsafe { F32x8::load(isa, r.as_ptr()) })
-            .collect();
-        F32x8::transpose(&mut v);
-        let mut sum = [0.5f64; 8];
-        for (c, column) in v.iter().enumerate() {
-            assert_eq!(lanes_f32(column.0), core::array::from_fn(|r| rows[r][c]));
-            column.add_lanes_f64(&mut sum);
-        }
-        for (r, row) in rows.iter().enumerate() {
-            assert_eq!(sum[r], 0.5 + row.iter().map(|&x| x as f64).sum::<f64>());
-        }
-        let rows64: Vec<[f64; 4]> = (0..4)
-            .map(|r| core::array::from_fn(|c| value(r, c)))
-            .collect();
-        // SAFETY: 4 values per row.
-        let mut w: Vec<F64x4> = rows64
-            .iter()
-            .map(|r| unsafe { F64x4::load(isa, r.as_ptr()) })
-            .collect();
-        F64x4::transpose(&mut w);
-        let mut sum = [0.5f64; 4];
-        for (c, column) in w.iter().enumerate() {
-            assert_eq!(lanes_f64(column.0), core::array::from_fn(|r| rows64[r][c]));
-            column.add_lanes_f64(&mut sum);
-        }
-        for (r, row) in rows64.iter().enumerate() {
-            assert_eq!(sum[r], 0.5 + row.iter().sum::<f64>());
-        }
+        check_transpose_and_widen::<F32x8>(isa);
+        check_transpose_and_widen::<F64x4>(isa);
     }
 }
