@@ -562,8 +562,8 @@ impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SC
 
 impl<S: Isa, E: Element, const SCALED: bool> ExpTerm<S, E, SCALED, true> {
     /// One maximum per lane (the lanes of a column-major batch are different rows): lane i
-    /// gets `m[i]` and the floor `input_floor(m[i])`, exactly what [`ExpTerm::new`] gives a
-    /// whole vector.
+    /// gets `m[i]` and `floor[i]`, a floor at or below `input_floor(m[i])` (what
+    /// [`QuickFloor`] or `input_floor` gives; any such floor yields the same terms).
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn per_lane(
         isa: S,
