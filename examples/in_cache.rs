@@ -3,7 +3,7 @@
 //! and the fused cross-entropy (out of place; f32, and bf16 for the fused) on 8 rows × 4096;
 //! fused cross-entropy on 1638 rows × 20.
 //!
-//! `RAYON_NUM_THREADS=1 cargo run --release --example in_cache`
+//! `RAYON_NUM_THREADS=1 cargo run --release --example in_cache [-- --isa avx2+fma]`
 use half::bf16;
 use xent::CrossEntropy;
 
@@ -18,6 +18,15 @@ fn best(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let _forced = args.iter().position(|a| a == "--isa").map(|i| {
+        let name = args.get(i + 1).expect("--isa needs a path name");
+        let path = xent::IsaPath::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .unwrap_or_else(|| panic!("unknown isa {name}"));
+        xent::force_isa(path).expect("this CPU cannot run that path")
+    });
     // 8 rows × 4096: input and output (256 KiB) stay in the 512 KiB L2.
     let x: Vec<f32> = (0..8 * 4096)
         .map(|i| ((i as f32 * 0.618).fract() - 0.5) * 16.0)

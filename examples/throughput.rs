@@ -252,7 +252,7 @@ fn copy_streaming(src: &[u64], dst: &mut [u64]) {
     {
         use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
         let pairs = src.len().min(dst.len()) / 2;
-        let aligned = dst.as_ptr() as usize % 16 == 0;
+        let aligned = (dst.as_ptr() as usize).is_multiple_of(16);
         if aligned {
             for i in 0..pairs {
                 // SAFETY: SSE2 is part of x86-64; i * 2 + 2 <= len for both slices, and dst is

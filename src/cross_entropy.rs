@@ -397,7 +397,7 @@ impl CrossEntropy {
         if cols == 0 && len > 0 {
             return Err(Error::ZeroCols { len });
         }
-        if cols > 0 && len % cols != 0 {
+        if cols > 0 && !len.is_multiple_of(cols) {
             return Err(Error::NotMultipleOfCols { len, cols });
         }
         let rows = len.checked_div(cols).unwrap_or(0);

@@ -294,7 +294,7 @@ pub fn check_validation<E: Element>(x: &[E], cols: usize, out_len: usize, tau: f
     let shape_ok = if cols == 0 {
         x.is_empty()
     } else {
-        x.len() % cols == 0
+        x.len().is_multiple_of(cols)
     };
     let rows = x.len().checked_div(cols).unwrap_or(0);
     let sm = Softmax::new().temperature(tau);

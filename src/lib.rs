@@ -428,7 +428,7 @@ fn check_cols(len: usize, cols: usize) -> Result<usize, Error> {
             Err(Error::ZeroCols { len })
         };
     }
-    if len % cols != 0 {
+    if !len.is_multiple_of(cols) {
         return Err(Error::NotMultipleOfCols { len, cols });
     }
     Ok(len / cols)

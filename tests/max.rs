@@ -42,7 +42,7 @@ fn seq<E: Element>(n: usize, seed: u64, specials: bool) -> Vec<E> {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let r = s >> 33;
-            if specials && r % 13 == 0 {
+            if specials && r.is_multiple_of(13) {
                 E::from_f64(sp[(r as usize / 13) % sp.len()])
             } else {
                 E::from_f64((r % 1000) as f64 - 500.0)

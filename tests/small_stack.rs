@@ -74,7 +74,7 @@ fn kernels_run_on_a_small_stack() {
     std::thread::Builder::new()
         .stack_size(STACK_BYTES)
         .spawn(|| {
-            for path in [IsaPath::Scalar, IsaPath::Avx2Fma] {
+            for path in IsaPath::ALL {
                 let Ok(_forced) = xent::force_isa(path) else {
                     continue;
                 };

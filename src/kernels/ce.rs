@@ -857,7 +857,7 @@ unsafe fn stretch_impl<
             }
             i += 4 * lanes;
             rounds += 2;
-            if rounds % 8 == 0 {
+            if rounds.is_multiple_of(8) {
                 total.add(acc.reduce_sum_f64());
                 acc = zero;
             }
@@ -877,7 +877,7 @@ unsafe fn stretch_impl<
         }
         i += 2 * lanes;
         rounds += 1;
-        if rounds % 8 == 0 {
+        if rounds.is_multiple_of(8) {
             total.add(acc.reduce_sum_f64());
             acc = zero;
         }

@@ -345,7 +345,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
         // Each lane adds at most 16 terms before the partial sums move to f64: the sum's
         // rounding error stays near one ULP whatever the row length and lane count.
         rounds += 2;
-        if rounds % 8 == 0 {
+        if rounds.is_multiple_of(8) {
             total.add(acc.reduce_sum_f64());
             acc = zero;
         }
@@ -446,7 +446,7 @@ impl<V: FloatVec> LaneSum<V> {
     pub(crate) fn add(&mut self, v: V) {
         self.acc = self.acc.add(v);
         self.rounds += 1;
-        if self.rounds % 16 == 0 {
+        if self.rounds.is_multiple_of(16) {
             self.total.add(self.acc.reduce_sum_f64());
             self.acc = self.zero;
         }

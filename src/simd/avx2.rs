@@ -548,38 +548,7 @@ impl FloatVec for F64x4 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simd::Real;
-
-    /// `V::transpose` turns row r's lane c into column c's lane r, and `add_lanes_f64` adds
-    /// each lane into its own f64 accumulator.
-    fn check_transpose_and_widen<V: FloatVec<Isa = Avx2>>(isa: Avx2) {
-        const MAX: usize = 8;
-        let lanes = V::LANES;
-        let value = |r: usize, c: usize| ((r * 8 + c) % 11) as f64 * 0.75 - 4.5;
-        let rows: Vec<[V::Real; MAX]> = (0..lanes)
-            .map(|r| core::array::from_fn(|c| V::Real::from_f64(value(r, c))))
-            .collect();
-        // SAFETY: each row holds MAX ≥ LANES values.
-        let mut v: Vec<V> = rows
-            .iter()
-            .map(|r| unsafe { V::load(isa, r.as_ptr()) })
-            .collect();
-        V::transpose(&mut v);
-        let mut sum = [0.5f64; MAX];
-        for (c, column) in v.iter().enumerate() {
-            let mut got = [V::Real::ZERO; MAX];
-            // SAFETY: got holds MAX ≥ LANES values.
-            unsafe { column.store(got.as_mut_ptr()) };
-            for (r, row) in rows.iter().enumerate() {
-                assert_eq!(got[r].to_f64(), row[c].to_f64(), "row {r}, column {c}");
-            }
-            column.add_lanes_f64(&mut sum);
-        }
-        for (r, row) in rows.iter().enumerate() {
-            let expected = 0.5 + row[..lanes].iter().map(|x| x.to_f64()).sum::<f64>();
-            assert_eq!(sum[r], expected, "row {r}");
-        }
-    }
+    use crate::simd::tests::check_transpose_and_widen;
 
     #[test]
     fn transposes_and_widens() {

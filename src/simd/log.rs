@@ -101,4 +101,12 @@ mod tests {
             check::<<crate::simd::avx2::Avx2 as crate::simd::Isa>::F64>(isa, &samples());
         }
     }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn ln_avx512_within_bound() {
+        if let Some(isa) = crate::simd::avx512::Avx512::try_new() {
+            check::<<crate::simd::avx512::Avx512 as crate::simd::Isa>::F64>(isa, &samples());
+        }
+    }
 }

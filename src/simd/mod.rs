@@ -11,6 +11,8 @@
 //! * [`avx2::Avx2`] (x86-64): eight f32 or four f64 lanes under AVX2 + FMA, entered through pulp's
 //!   `V3` token, which both detects the features at run time and compiles the kernel body with
 //!   `#[target_feature(enable = "avx2,fma,…")]`.
+//! * [`avx512::Avx512`] (x86-64): sixteen f32 or eight f64 lanes under AVX-512 (F, BW, CD, DQ,
+//!   VL), entered through pulp's `V4` token the same way; comparisons give mask registers.
 //!
 //! A vector value can only be created through its `Isa` token, and the AVX2 token only exists
 //! after run-time detection succeeded; that is what makes the intrinsic calls sound.
@@ -22,6 +24,8 @@ pub(crate) mod scalar;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
 
 use core::fmt::Debug;
 use core::ops::{Add, Mul, Neg, Sub};
@@ -229,14 +233,17 @@ pub enum IsaPath {
     Scalar,
     /// x86-64 AVX2 + FMA (pulp's `V3` level), 256-bit vectors.
     Avx2Fma,
+    /// x86-64 AVX-512 F, BW, CD, DQ, VL (pulp's `V4` level), 512-bit vectors.
+    Avx512,
 }
 
 impl IsaPath {
-    /// A short name (`"scalar"`, `"avx2+fma"`).
+    /// A short name (`"scalar"`, `"avx2+fma"`, `"avx512"`).
     pub fn name(self) -> &'static str {
         match self {
             IsaPath::Scalar => scalar::Scalar::NAME,
             IsaPath::Avx2Fma => "avx2+fma",
+            IsaPath::Avx512 => "avx512",
         }
     }
 
@@ -254,11 +261,21 @@ impl IsaPath {
                     false
                 }
             }
+            IsaPath::Avx512 => {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    avx512::Avx512::try_new().is_some()
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    false
+                }
+            }
         }
     }
 
     /// Every path, best first.
-    pub const ALL: [IsaPath; 2] = [IsaPath::Avx2Fma, IsaPath::Scalar];
+    pub const ALL: [IsaPath; 3] = [IsaPath::Avx512, IsaPath::Avx2Fma, IsaPath::Scalar];
 }
 
 impl core::fmt::Display for IsaPath {
@@ -304,5 +321,55 @@ pub(crate) fn dispatch<K: Kernel>(path: IsaPath, kernel: K) -> K::Output {
             }
             kernel.run(scalar::Scalar)
         }
+        IsaPath::Avx512 => {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(isa) = avx512::Avx512::try_new() {
+                return isa.run(kernel);
+            }
+            kernel.run(scalar::Scalar)
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// `V::transpose` turns row r's lane c into column c's lane r, and `add_lanes_f64` adds
+    /// each lane into its own f64 accumulator.
+    pub(crate) fn check_transpose_and_widen<V: FloatVec>(isa: V::Isa) {
+        const MAX: usize = 16;
+        let lanes = V::LANES;
+        assert!(lanes <= MAX);
+        let value = |r: usize, c: usize| ((r * MAX + c) % 11) as f64 * 0.75 - 4.5;
+        let rows: Vec<[V::Real; MAX]> = (0..lanes)
+            .map(|r| core::array::from_fn(|c| V::Real::from_f64(value(r, c))))
+            .collect();
+        // SAFETY: each row holds MAX ≥ LANES values.
+        let mut v: Vec<V> = rows
+            .iter()
+            .map(|r| unsafe { V::load(isa, r.as_ptr()) })
+            .collect();
+        V::transpose(&mut v);
+        let mut sum = [0.5f64; MAX];
+        for (c, column) in v.iter().enumerate() {
+            let mut got = [V::Real::ZERO; MAX];
+            // SAFETY: got holds MAX ≥ LANES values.
+            unsafe { column.store(got.as_mut_ptr()) };
+            for (r, row) in rows.iter().enumerate() {
+                assert_eq!(got[r].to_f64(), row[c].to_f64(), "row {r}, column {c}");
+            }
+            column.add_lanes_f64(&mut sum);
+        }
+        for (r, row) in rows.iter().enumerate() {
+            let expected = 0.5 + row[..lanes].iter().map(|x| x.to_f64()).sum::<f64>();
+            assert_eq!(sum[r], expected, "row {r}");
+        }
+    }
+
+    #[test]
+    fn scalar_transpose_and_widen() {
+        check_transpose_and_widen::<<scalar::Scalar as Isa>::F32>(scalar::Scalar);
+        check_transpose_and_widen::<<scalar::Scalar as Isa>::F64>(scalar::Scalar);
     }
 }

@@ -1,0 +1,551 @@
+//! x86-64 AVX-512 (F, BW, CD, DQ, VL) + F16C: sixteen f32 or eight f64 lanes.
+//!
+//! Detection comes from pulp's `V4` token (x86-64-v4: the AVX-512 foundation plus BW, CD, DQ
+//! and VL on top of the `V3` level) plus a run-time check for F16C, as on the AVX2 path. The
+//! kernels are the same generic bodies as on every other path; only the lane count and these
+//! primitive operations differ. Comparison masks are AVX-512 mask registers (one bit per lane)
+//! rather than vectors, so `select` is a masked blend and `mask_bits` is free.
+//!
+//! The vector types wrap `__m512`/`__m512d`; they are created only through an [`Avx512`] token,
+//! and an `Avx512` exists only after both checks succeeded, so every intrinsic below runs on a
+//! CPU that has it.
+
+use core::arch::x86_64::*;
+
+use super::{FloatVec, Isa, Kernel};
+
+/// The AVX-512 (x86-64-v4) + F16C instruction-set token.
+#[derive(Copy, Clone, Debug)]
+pub struct Avx512(pulp::x86::V4);
+
+impl Avx512 {
+    /// Detects x86-64-v4 (AVX-512 F, BW, CD, DQ, VL and everything of v3) and F16C at run time.
+    #[inline]
+    pub fn try_new() -> Option<Self> {
+        if !std::arch::is_x86_feature_detected!("f16c") {
+            return None;
+        }
+        pulp::x86::V4::try_new().map(Avx512)
+    }
+}
+
+/// Runs a kernel with the AVX-512, AVX2, FMA and F16C code generation enabled.
+///
+/// # Safety
+/// The CPU must support those features (an [`Avx512`] token proves it).
+#[target_feature(
+    enable = "avx512f,avx512bw,avx512cd,avx512dq,avx512vl,avx,avx2,fma,f16c,bmi1,bmi2,lzcnt,popcnt"
+)]
+unsafe fn run_with_features<K: Kernel>(kernel: K, isa: Avx512) -> K::Output {
+    kernel.run(isa)
+}
+
+impl Isa for Avx512 {
+    const NAME: &'static str = "avx512";
+    type F32 = F32x16;
+    type F64 = F64x8;
+
+    #[inline(always)]
+    fn prefetch(self, ptr: *const u8) {
+        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr as *const i8) }
+    }
+
+    #[inline(always)]
+    fn store_fence(self) {
+        // SAFETY: SSE is part of the level the token proves.
+        unsafe { _mm_sfence() }
+    }
+
+    #[inline(always)]
+    fn run<K: Kernel>(self, kernel: K) -> K::Output {
+        // A generic function with the features enabled, the kernel passed as a value: a
+        // closure body would be compiled without those features.
+        // SAFETY: the token proves the features.
+        unsafe { run_with_features(kernel, self) }
+    }
+
+    #[inline(always)]
+    unsafe fn load_half<const BF16: bool>(self, ptr: *const u16) -> F32x16 {
+        // SAFETY: the caller guarantees 16 readable values; the token proves AVX-512F (whose
+        // vcvtph2ps is the F16C conversion on 16 lanes).
+        unsafe {
+            let h = _mm256_loadu_si256(ptr as *const __m256i);
+            if BF16 {
+                // bfloat16 is the top half of an f32.
+                F32x16(_mm512_castsi512_ps(_mm512_slli_epi32::<16>(
+                    _mm512_cvtepu16_epi32(h),
+                )))
+            } else {
+                F32x16(_mm512_cvtph_ps(h))
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store_half<const BF16: bool>(v: F32x16, ptr: *mut u16) {
+        // SAFETY: the caller guarantees 16 writable values; `v` exists only through a token,
+        // which proves AVX-512 F and BW.
+        unsafe {
+            let h = if BF16 {
+                // The same integer rounding as the AVX2 path (AVX512_BF16's vcvtneps2bf16
+                // would flush subnormals to zero).
+                let bits = _mm512_castps_si512(v.0);
+                let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
+                let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(
+                    _mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF)),
+                    lsb,
+                ));
+                // NaN: keep the top payload bits and set the quiet bit.
+                let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(0x40));
+                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v.0, v.0);
+                // Every lane is ≤ 0xFFFF: truncating to 16 bits is exact.
+                _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet))
+            } else {
+                _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v.0)
+            };
+            _mm256_storeu_si256(ptr as *mut __m256i, h);
+        }
+    }
+}
+
+/// Sixteen f32 lanes.
+#[derive(Copy, Clone, Debug)]
+pub struct F32x16(__m512);
+
+/// Eight f64 lanes.
+#[derive(Copy, Clone, Debug)]
+pub struct F64x8(__m512d);
+
+/// The first `n` lanes (n < 32).
+#[inline(always)]
+fn low_lanes(n: usize) -> u32 {
+    (1u32 << n) - 1
+}
+
+/// Transposes four groups of four 128-bit blocks: afterwards block b of `out[k]` is block k of
+/// `v[b]` (a 4 × 4 transpose whose elements are blocks), by two rounds of block shuffles.
+///
+/// # Safety
+/// AVX-512F must be available (the callers hold a token).
+#[inline(always)]
+unsafe fn transpose_blocks(v: [__m512; 4]) -> [__m512; 4] {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let s0 = _mm512_shuffle_f32x4::<0x44>(v[0], v[1]); // v0.0 v0.1 v1.0 v1.1
+        let s1 = _mm512_shuffle_f32x4::<0xEE>(v[0], v[1]); // v0.2 v0.3 v1.2 v1.3
+        let s2 = _mm512_shuffle_f32x4::<0x44>(v[2], v[3]);
+        let s3 = _mm512_shuffle_f32x4::<0xEE>(v[2], v[3]);
+        [
+            _mm512_shuffle_f32x4::<0x88>(s0, s2), // v0.0 v1.0 v2.0 v3.0
+            _mm512_shuffle_f32x4::<0xDD>(s0, s2),
+            _mm512_shuffle_f32x4::<0x88>(s1, s3),
+            _mm512_shuffle_f32x4::<0xDD>(s1, s3),
+        ]
+    }
+}
+
+// Every `unsafe` block below calls an AVX-512 intrinsic on values that exist only because an
+// `Avx512` token was created, which proves the CPU supports them (see the module comment).
+
+impl FloatVec for F32x16 {
+    type Real = f32;
+    type Isa = Avx512;
+    type Mask = __mmask16;
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    fn splat(_: Avx512, x: f32) -> Self {
+        // SAFETY: the token proves AVX-512F.
+        Self(unsafe { _mm512_set1_ps(x) })
+    }
+    #[inline(always)]
+    unsafe fn load(_: Avx512, ptr: *const f32) -> Self {
+        // SAFETY: the caller guarantees 16 readable values; the token proves AVX-512F.
+        Self(unsafe { _mm512_loadu_ps(ptr) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f32) {
+        // SAFETY: the caller guarantees 16 writable values; `self` proves AVX-512F.
+        unsafe { _mm512_storeu_ps(ptr, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn stream(self, ptr: *mut f32) {
+        // SAFETY: the caller guarantees 16 writable, 64-byte aligned values.
+        unsafe { _mm512_stream_ps(ptr, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_partial(_: Avx512, ptr: *const f32, n: usize, pad: f32) -> Self {
+        // SAFETY: masked-off lanes are not accessed (faults are suppressed on them); the
+        // caller guarantees n readable values.
+        Self(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(pad), low_lanes(n) as __mmask16, ptr) })
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, ptr: *mut f32, n: usize) {
+        // SAFETY: as load_partial, for writes.
+        unsafe { _mm512_mask_storeu_ps(ptr, low_lanes(n) as __mmask16, self.0) }
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm512_add_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm512_sub_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm512_mul_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn div(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm512_div_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn max(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl (vmaxps: the second operand when unordered
+        // or equal, as on AVX2).
+        Self(unsafe { _mm512_max_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn min(self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm512_min_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn lt(self, b: Self) -> __mmask16 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn ge(self, b: Self) -> __mmask16 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_GE_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn eq(self, b: Self) -> __mmask16 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __mmask16 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0) }
+    }
+    #[inline(always)]
+    fn and_mask(self, mask: __mmask16) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm512_maskz_mov_ps(mask, self.0) })
+    }
+    #[inline(always)]
+    fn select(mask: __mmask16, a: Self, b: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm512_mask_blend_ps(mask, b.0, a.0) })
+    }
+    #[inline(always)]
+    fn mask_or(a: __mmask16, b: __mmask16) -> __mmask16 {
+        a | b
+    }
+    #[inline(always)]
+    fn mask_and(a: __mmask16, b: __mmask16) -> __mmask16 {
+        a & b
+    }
+    #[inline(always)]
+    fn mask_bits(mask: __mmask16) -> u32 {
+        u32::from(mask)
+    }
+    #[inline(always)]
+    fn shl_mantissa(self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(self.0))) })
+    }
+    #[inline(always)]
+    fn split_exponent(self) -> (Self, Self) {
+        // SAFETY: see the comment above this impl.
+        unsafe {
+            let bits = _mm512_castps_si512(self.0);
+            let m = _mm512_or_si512(
+                _mm512_and_si512(bits, _mm512_set1_epi32(0x007F_FFFF)),
+                _mm512_set1_epi32(0x3F80_0000),
+            );
+            let k = _mm512_sub_ps(
+                _mm512_cvtepi32_ps(_mm512_srli_epi32::<23>(bits)),
+                _mm512_set1_ps(127.0),
+            );
+            (Self(_mm512_castsi512_ps(m)), Self(k))
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        // SAFETY: `__m512` and `[f32; 16]` have the same size; every bit pattern is valid.
+        let lanes = unsafe { core::mem::transmute::<__m512, [f32; 16]>(self.0) };
+        lanes[1..]
+            .iter()
+            .fold(lanes[0], |a, &b| if a > b { a } else { b })
+    }
+    #[inline(always)]
+    fn reduce_sum_f64(self) -> f64 {
+        let (lo, hi) = self.widen();
+        lo.add(hi).reduce_sum_f64()
+    }
+    #[inline(always)]
+    fn transpose(v: &mut [Self]) {
+        let v = &mut v[..16];
+        // SAFETY: see the comment above this impl.
+        unsafe {
+            // Within every 128-bit block: pairs of rows interleaved, then quarters of columns,
+            // as on AVX2; q[g][k] then holds, in block b, column 4b + k of rows 4g .. 4g + 3.
+            let mut q = [[_mm512_setzero_ps(); 4]; 4];
+            for (g, group) in q.iter_mut().enumerate() {
+                let (a, b) = (v[4 * g].0, v[4 * g + 1].0);
+                let (c, d) = (v[4 * g + 2].0, v[4 * g + 3].0);
+                let (ab_lo, ab_hi) = (_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+                let (cd_lo, cd_hi) = (_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+                *group = [
+                    _mm512_shuffle_ps::<0x44>(ab_lo, cd_lo),
+                    _mm512_shuffle_ps::<0xEE>(ab_lo, cd_lo),
+                    _mm512_shuffle_ps::<0x44>(ab_hi, cd_hi),
+                    _mm512_shuffle_ps::<0xEE>(ab_hi, cd_hi),
+                ];
+            }
+            // Column 4b + k: block g is block b of q[g][k].
+            for k in 0..4 {
+                let cols = transpose_blocks([q[0][k], q[1][k], q[2][k], q[3][k]]);
+                for (b, &c) in cols.iter().enumerate() {
+                    v[4 * b + k] = Self(c);
+                }
+            }
+        }
+    }
+    #[inline(always)]
+    fn add_lanes_f64(self, acc: &mut [f64]) {
+        let (lo, hi) = self.widen();
+        lo.add_lanes_f64(&mut acc[..8]);
+        hi.add_lanes_f64(&mut acc[8..16]);
+    }
+}
+
+impl F32x16 {
+    /// Lanes 0–7 and 8–15 as f64 (exact).
+    #[inline(always)]
+    fn widen(self) -> (F64x8, F64x8) {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe {
+            let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(self.0));
+            let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                _mm512_castps_pd(self.0),
+            )));
+            (F64x8(lo), F64x8(hi))
+        }
+    }
+}
+
+impl FloatVec for F64x8 {
+    type Real = f64;
+    type Isa = Avx512;
+    type Mask = __mmask8;
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    fn splat(_: Avx512, x: f64) -> Self {
+        // SAFETY: the token proves AVX-512F.
+        Self(unsafe { _mm512_set1_pd(x) })
+    }
+    #[inline(always)]
+    unsafe fn load(_: Avx512, ptr: *const f64) -> Self {
+        // SAFETY: the caller guarantees 8 readable values; the token proves AVX-512F.
+        Self(unsafe { _mm512_loadu_pd(ptr) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f64) {
+        // SAFETY: the caller guarantees 8 writable values; `self` proves AVX-512F.
+        unsafe { _mm512_storeu_pd(ptr, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn stream(self, ptr: *mut f64) {
+        // SAFETY: the caller guarantees 8 writable, 64-byte aligned values.
+        unsafe { _mm512_stream_pd(ptr, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_partial(_: Avx512, ptr: *const f64, n: usize, pad: f64) -> Self {
+        // SAFETY: as the f32 version.
+        Self(unsafe { _mm512_mask_loadu_pd(_mm512_set1_pd(pad), low_lanes(n) as __mmask8, ptr) })
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, ptr: *mut f64, n: usize) {
+        // SAFETY: as load_partial, for writes.
+        unsafe { _mm512_mask_storeu_pd(ptr, low_lanes(n) as __mmask8, self.0) }
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm512_add_pd(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm512_sub_pd(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm512_mul_pd(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn div(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm512_div_pd(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm512_fmadd_pd(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn max(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm512_max_pd(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn min(self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm512_min_pd(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn lt(self, b: Self) -> __mmask8 {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_LT_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn ge(self, b: Self) -> __mmask8 {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_GE_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn eq(self, b: Self) -> __mmask8 {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __mmask8 {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(self.0, self.0) }
+    }
+    #[inline(always)]
+    fn and_mask(self, mask: __mmask8) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm512_maskz_mov_pd(mask, self.0) })
+    }
+    #[inline(always)]
+    fn select(mask: __mmask8, a: Self, b: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm512_mask_blend_pd(mask, b.0, a.0) })
+    }
+    #[inline(always)]
+    fn mask_or(a: __mmask8, b: __mmask8) -> __mmask8 {
+        a | b
+    }
+    #[inline(always)]
+    fn mask_and(a: __mmask8, b: __mmask8) -> __mmask8 {
+        a & b
+    }
+    #[inline(always)]
+    fn mask_bits(mask: __mmask8) -> u32 {
+        u32::from(mask)
+    }
+    #[inline(always)]
+    fn shl_mantissa(self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_castpd_si512(self.0))) })
+    }
+    #[inline(always)]
+    fn split_exponent(self) -> (Self, Self) {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe {
+            let bits = _mm512_castpd_si512(self.0);
+            let m = _mm512_or_si512(
+                _mm512_and_si512(bits, _mm512_set1_epi64(0x000F_FFFF_FFFF_FFFF)),
+                _mm512_set1_epi64(0x3FF0_0000_0000_0000),
+            );
+            // The same exact construction as the AVX2 path: the biased exponent in the low
+            // mantissa bits of 2^52, then 2^52 + 1023 subtracted.
+            let e = _mm512_or_si512(
+                _mm512_srli_epi64::<52>(bits),
+                _mm512_set1_epi64(0x4330_0000_0000_0000),
+            );
+            let k = _mm512_sub_pd(
+                _mm512_castsi512_pd(e),
+                _mm512_set1_pd(4_503_599_627_371_519.0),
+            );
+            (Self(_mm512_castsi512_pd(m)), Self(k))
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f64 {
+        // SAFETY: `__m512d` and `[f64; 8]` have the same size; every bit pattern is valid.
+        let lanes = unsafe { core::mem::transmute::<__m512d, [f64; 8]>(self.0) };
+        lanes[1..]
+            .iter()
+            .fold(lanes[0], |a, &b| if a > b { a } else { b })
+    }
+    #[inline(always)]
+    fn reduce_sum_f64(self) -> f64 {
+        // SAFETY: `__m512d` and `[f64; 8]` have the same size; every bit pattern is valid.
+        let l = unsafe { core::mem::transmute::<__m512d, [f64; 8]>(self.0) };
+        ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
+    }
+    #[inline(always)]
+    fn transpose(v: &mut [Self]) {
+        let v = &mut v[..8];
+        // SAFETY: see the comment above the f32 impl.
+        unsafe {
+            // t[g][k] holds, in 128-bit block b, column 2b + k of rows 2g and 2g + 1.
+            let mut t = [[_mm512_setzero_ps(); 2]; 4];
+            for (g, pair) in t.iter_mut().enumerate() {
+                let (a, b) = (v[2 * g].0, v[2 * g + 1].0);
+                *pair = [
+                    _mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                    _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)),
+                ];
+            }
+            // Column 2b + k: block g is block b of t[g][k].
+            for k in 0..2 {
+                let cols = transpose_blocks([t[0][k], t[1][k], t[2][k], t[3][k]]);
+                for (b, &c) in cols.iter().enumerate() {
+                    v[2 * b + k] = Self(_mm512_castps_pd(c));
+                }
+            }
+        }
+    }
+    #[inline(always)]
+    fn add_lanes_f64(self, acc: &mut [f64]) {
+        let acc = &mut acc[..8];
+        // SAFETY: see the comment above the f32 impl; acc holds 8 values.
+        unsafe {
+            let p = acc.as_mut_ptr();
+            _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), self.0));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::tests::check_transpose_and_widen;
+
+    #[test]
+    fn transposes_and_widens() {
+        let Some(isa) = Avx512::try_new() else { return };
+        check_transpose_and_widen::<F32x16>(isa);
+        check_transpose_and_widen::<F64x8>(isa);
+    }
+}
