@@ -11,6 +11,8 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(xent_unoptimized)");
     // Set by `cargo fuzz` (see `kernel_instances!` in src/element.rs).
     println!("cargo::rustc-check-cfg=cfg(fuzzing)");
+    // Opts a fuzz build into the AVX-512 path (see src/simd/mod.rs).
+    println!("cargo::rustc-check-cfg=cfg(xent_fuzz_avx512)");
     println!("cargo::rerun-if-changed=build.rs");
     if std::env::var("OPT_LEVEL").as_deref() == Ok("0") {
         println!("cargo::rustc-cfg=xent_unoptimized");
