@@ -2,9 +2,9 @@
 //!
 //! Hand-vectorised, cache-aware CPU kernels for max, exp, log-sum-exp, softmax and log-softmax
 //! over batches of rows (tokens or examples) × columns (classes or vocabulary), in `f32` and `f64`,
-//! dispatched at run time to the best instruction set the CPU has (AVX2 + FMA on x86-64, or a
-//! portable scalar path), parallel over rows with rayon, and tested against a scalar oracle that
-//! computes in higher precision ([`mod@reference`]).
+//! dispatched at run time to the best instruction set the CPU has (AVX-512 or AVX2 + FMA on
+//! x86-64, or a portable scalar path), parallel over rows with rayon, and tested against a scalar
+//! oracle that computes in higher precision ([`mod@reference`]).
 //!
 //! Rows are row-major and contiguous: a batch of `rows` rows with `cols` columns is a slice of
 //! length `rows * cols`.
@@ -41,8 +41,9 @@
 //!
 //! ## Choosing the instruction set
 //!
-//! [`isa`] names the path in use. [`force_isa`] pins the calling thread to a path (tests and
-//! benchmarks use it to compare the scalar and the AVX2 paths); work it starts on rayon's threads
+//! The best path the CPU runs is picked at run time: AVX-512 (sixteen f32 lanes), AVX2 + FMA
+//! (eight), or scalar. [`isa`] names the path in use. [`force_isa`] pins the calling thread to a
+//! path (tests and benchmarks use it to compare the paths); work it starts on rayon's threads
 //! follows the same path.
 
 #![warn(missing_docs)]
