@@ -38,10 +38,7 @@ pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
         acc = v[1].max(v[0].max(acc));
         acc2 = v[3].max(v[2].max(acc2));
         if TRACK_NAN {
-            let any = VecOf::<S, E>::mask_or(
-                VecOf::<S, E>::mask_or(v[0].is_nan(), v[1].is_nan()),
-                VecOf::<S, E>::mask_or(v[2].is_nan(), v[3].is_nan()),
-            );
+            let any = VecOf::<S, E>::mask_or(v[0].either_nan(v[1]), v[2].either_nan(v[3]));
             nan = VecOf::<S, E>::mask_or(nan, any);
         }
         i += 4 * lanes;

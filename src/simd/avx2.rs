@@ -217,6 +217,11 @@ impl FloatVec for F32x8 {
         unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, self.0) }
     }
     #[inline(always)]
+    fn either_nan(self, b: Self) -> __m256 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, b.0) }
+    }
+    #[inline(always)]
     fn and_mask(self, mask: __m256) -> Self {
         // SAFETY: see the comment above this impl.
         Self(unsafe { _mm256_and_ps(self.0, mask) })
@@ -321,6 +326,15 @@ impl FloatVec for F32x8 {
             let p = acc.as_mut_ptr();
             _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), lo));
             _mm256_storeu_pd(p.add(4), _mm256_add_pd(_mm256_loadu_pd(p.add(4)), hi));
+        }
+    }
+    #[inline(always)]
+    fn widen_f64(self) -> [F64x4; 2] {
+        // SAFETY: see the comment above this impl.
+        unsafe {
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(self.0));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(self.0));
+            [F64x4(lo), F64x4(hi)]
         }
     }
 }
@@ -456,6 +470,11 @@ impl FloatVec for F64x4 {
         unsafe { _mm256_cmp_pd::<_CMP_UNORD_Q>(self.0, self.0) }
     }
     #[inline(always)]
+    fn either_nan(self, b: Self) -> __m256d {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm256_cmp_pd::<_CMP_UNORD_Q>(self.0, b.0) }
+    }
+    #[inline(always)]
     fn and_mask(self, mask: __m256d) -> Self {
         // SAFETY: see the comment above the f32 impl.
         Self(unsafe { _mm256_and_pd(self.0, mask) })
@@ -542,6 +561,11 @@ impl FloatVec for F64x4 {
             let p = acc.as_mut_ptr();
             _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), self.0));
         }
+    }
+    #[inline(always)]
+    fn widen_f64(self) -> [F64x4; 2] {
+        // SAFETY: see the comment above the f32 impl.
+        [self, F64x4(unsafe { _mm256_setzero_pd() })]
     }
 }
 

@@ -72,10 +72,15 @@ impl Isa for Avx512 {
         unsafe {
             let h = _mm256_loadu_si256(ptr as *const __m256i);
             if BF16 {
-                // bfloat16 is the top half of an f32.
-                F32x16(_mm512_castsi512_ps(_mm512_slli_epi32::<16>(
-                    _mm512_cvtepu16_epi32(h),
-                )))
+                // bfloat16 is the top half of an f32: one word permute puts value i in the
+                // top half of lane i and zeroes the bottom halves (the upper 256 bits of the
+                // cast are never selected).
+                let spread = _mm512_maskz_permutexvar_epi16(
+                    0xAAAA_AAAA,
+                    word_index(0x1_0001, 0),
+                    _mm512_castsi256_si512(h),
+                );
+                F32x16(_mm512_castsi512_ps(spread))
             } else {
                 F32x16(_mm512_cvtph_ps(h))
             }
@@ -88,19 +93,19 @@ impl Isa for Avx512 {
         // which proves AVX-512 F and BW.
         unsafe {
             let h = if BF16 {
-                // The same integer rounding as the AVX2 path (AVX512_BF16's vcvtneps2bf16
-                // would flush subnormals to zero).
+                // The AVX2 path's integer rounding (AVX512_BF16's vcvtneps2bf16 would flush
+                // subnormals to zero), kept in the top half of each lane: bits + 0x7FFF, plus
+                // one where the kept part is odd (ties to even).
                 let bits = _mm512_castps_si512(v.0);
-                let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
-                let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(
-                    _mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF)),
-                    lsb,
-                ));
+                let odd = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x1_0000));
+                let up = _mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF));
+                let rounded = _mm512_mask_add_epi32(up, odd, up, _mm512_set1_epi32(1));
                 // NaN: keep the top payload bits and set the quiet bit.
-                let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(0x40));
                 let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v.0, v.0);
-                // Every lane is ≤ 0xFFFF: truncating to 16 bits is exact.
-                _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet))
+                let top = _mm512_mask_or_epi32(rounded, nan, bits, _mm512_set1_epi32(0x40_0000));
+                // The top halves, in order, into the low 256 bits (one word permute).
+                let packed = _mm512_permutexvar_epi16(word_index(0x4_0004, 0x3_0001), top);
+                _mm512_castsi512_si256(packed)
             } else {
                 _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v.0)
             };
@@ -116,6 +121,27 @@ pub struct F32x16(__m512);
 /// Eight f64 lanes.
 #[derive(Copy, Clone, Debug)]
 pub struct F64x8(__m512d);
+
+/// Lane k holds k · `step` + `base` (both words at once): an index vector for the bfloat16
+/// word permutes. `word_index(0x1_0001, 0)` names value k in both words of lane k (spreading
+/// 16 values to the lanes' top halves); `word_index(0x4_0004, 0x3_0001)` names words 4k + 1
+/// and 4k + 3, so that output word j is input word 2j + 1 (the lanes' top halves, packed).
+///
+/// # Safety
+/// AVX-512F must be available (the callers hold a token).
+#[inline(always)]
+unsafe fn word_index(step: i32, base: i32) -> __m512i {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        _mm512_add_epi32(
+            _mm512_mullo_epi32(
+                _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                _mm512_set1_epi32(step),
+            ),
+            _mm512_set1_epi32(base),
+        )
+    }
+}
 
 /// The first `n` lanes (n < 32).
 #[inline(always)]
@@ -242,6 +268,11 @@ impl FloatVec for F32x16 {
         unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0) }
     }
     #[inline(always)]
+    fn either_nan(self, b: Self) -> __mmask16 {
+        // SAFETY: see the comment above this impl.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, b.0) }
+    }
+    #[inline(always)]
     fn and_mask(self, mask: __mmask16) -> Self {
         // SAFETY: see the comment above this impl.
         Self(unsafe { _mm512_maskz_mov_ps(mask, self.0) })
@@ -267,6 +298,12 @@ impl FloatVec for F32x16 {
     fn shl_mantissa(self) -> Self {
         // SAFETY: see the comment above this impl.
         Self(unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(self.0))) })
+    }
+    const NATIVE_SCALE: bool = true;
+    #[inline(always)]
+    fn scale_pow2(self, _: Avx512, n: Self) -> Self {
+        // SAFETY: see the comment above this impl.
+        Self(unsafe { _mm512_scalef_ps(self.0, n.0) })
     }
     #[inline(always)]
     fn split_exponent(self) -> (Self, Self) {
@@ -331,6 +368,11 @@ impl FloatVec for F32x16 {
         let (lo, hi) = self.widen();
         lo.add_lanes_f64(&mut acc[..8]);
         hi.add_lanes_f64(&mut acc[8..16]);
+    }
+    #[inline(always)]
+    fn widen_f64(self) -> [F64x8; 2] {
+        let (lo, hi) = self.widen();
+        [lo, hi]
     }
 }
 
@@ -441,6 +483,11 @@ impl FloatVec for F64x8 {
         unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(self.0, self.0) }
     }
     #[inline(always)]
+    fn either_nan(self, b: Self) -> __mmask8 {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(self.0, b.0) }
+    }
+    #[inline(always)]
     fn and_mask(self, mask: __mmask8) -> Self {
         // SAFETY: see the comment above the f32 impl.
         Self(unsafe { _mm512_maskz_mov_pd(mask, self.0) })
@@ -466,6 +513,12 @@ impl FloatVec for F64x8 {
     fn shl_mantissa(self) -> Self {
         // SAFETY: see the comment above the f32 impl.
         Self(unsafe { _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_castpd_si512(self.0))) })
+    }
+    const NATIVE_SCALE: bool = true;
+    #[inline(always)]
+    fn scale_pow2(self, _: Avx512, n: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm512_scalef_pd(self.0, n.0) })
     }
     #[inline(always)]
     fn split_exponent(self) -> (Self, Self) {
@@ -534,6 +587,11 @@ impl FloatVec for F64x8 {
             let p = acc.as_mut_ptr();
             _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), self.0));
         }
+    }
+    #[inline(always)]
+    fn widen_f64(self) -> [F64x8; 2] {
+        // SAFETY: see the comment above the f32 impl.
+        [self, F64x8(unsafe { _mm512_setzero_pd() })]
     }
 }
 

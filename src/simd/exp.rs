@@ -19,7 +19,9 @@
 //!    the exponent field of 2^(n + bias). Where 2^n is not normal, the product is formed as
 //!    `(p · 2^(n ± S)) · 2^∓S` with S = SCALE_SHIFT so that the first product is always a
 //!    normal number and the second rounds once into the subnormal range; results beyond the
-//!    largest finite value become +inf.
+//!    largest finite value become +inf. Where the vectors scale natively (AVX-512's
+//!    `vscalefps`), the row kernels' exponentials scale by 2^n directly instead
+//!    (`one_plus_t_poly`, bit for bit the same results).
 //!
 //! Error: ≤ 1 ULP for every f32 input (tested exhaustively) and every f64 input tested.
 
@@ -36,6 +38,8 @@ pub(crate) trait Arith: Copy {
     fn mul_add(self, b: Self, c: Self) -> Self;
     fn max(self, b: Self) -> Self;
     fn shl_mantissa(self) -> Self;
+    const NATIVE_SCALE: bool;
+    fn scale_pow2(self, isa: Self::Isa, n: Self) -> Self;
 }
 
 impl<V: FloatVec> Arith for V {
@@ -68,6 +72,11 @@ impl<V: FloatVec> Arith for V {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn shl_mantissa(self) -> V {
         FloatVec::shl_mantissa(self)
+    }
+    const NATIVE_SCALE: bool = V::NATIVE_SCALE;
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn scale_pow2(self, isa: V::Isa, n: V) -> V {
+        FloatVec::scale_pow2(self, isa, n)
     }
 }
 
@@ -109,6 +118,11 @@ impl<A: Arith> Arith for Pair<A> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn shl_mantissa(self) -> Self {
         Pair(self.0.shl_mantissa(), self.1.shl_mantissa())
+    }
+    const NATIVE_SCALE: bool = A::NATIVE_SCALE;
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn scale_pow2(self, isa: A::Isa, n: Self) -> Self {
+        Pair(self.0.scale_pow2(isa, n.0), self.1.scale_pow2(isa, n.1))
     }
 }
 
@@ -180,26 +194,31 @@ fn exp_any<V: FloatVec>(isa: V::Isa, x: V) -> V {
     FloatVec::mul(exp_shifted::<V, false>(isa, x, None, magic), post)
 }
 
-/// Coefficient `k` (highest degree first) of `coeffs` followed by a constant 1 when `one`.
+/// Coefficient `k` (highest degree first) of `coeffs` followed by a constant 1 when `one`,
+/// times `scale` (a power of two: exact).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-fn coeff<V: Arith>(isa: V::Isa, coeffs: &[V::Real], k: usize) -> V {
-    splat(isa, coeffs.get(k).copied().unwrap_or(V::Real::ONE))
+fn coeff<V: Arith>(isa: V::Isa, coeffs: &[V::Real], k: usize, scale: f64) -> V {
+    let c = coeffs.get(k).copied().unwrap_or(V::Real::ONE);
+    splat(isa, V::Real::from_f64(c.to_f64() * scale))
 }
 
 /// The polynomial with coefficients `coeffs` (highest degree first), followed by a constant 1
 /// when `one`, at t (t2 = t²), by Estrin's scheme: pairs a_k·t + a_(k+1) combined by Horner's
 /// rule in t². Its dependency chain is shorter than Horner's, and these loops are bound by
 /// latency through the out-of-order window rather than by the FMA pipes.
+///
+/// `scale`, a power of two, multiplies every coefficient: the result is `scale` times the
+/// unscaled one exactly (every rounding happens at a scale shifted by the same power).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-fn estrin<V: Arith>(isa: V::Isa, t: V, t2: V, coeffs: &[V::Real], one: bool) -> V {
+fn estrin<V: Arith>(isa: V::Isa, t: V, t2: V, coeffs: &[V::Real], one: bool, scale: f64) -> V {
     let len = coeffs.len() + usize::from(one);
     let (mut p, mut k) = if len % 2 == 1 {
-        (coeff::<V>(isa, coeffs, 0), 1)
+        (coeff::<V>(isa, coeffs, 0, scale), 1)
     } else {
-        (estrin_pair(isa, t, coeffs, 0), 2)
+        (estrin_pair(isa, t, coeffs, 0, scale), 2)
     };
     while k < len {
-        p = p.mul_add(t2, estrin_pair(isa, t, coeffs, k));
+        p = p.mul_add(t2, estrin_pair(isa, t, coeffs, k, scale));
         k += 2;
     }
     p
@@ -209,8 +228,27 @@ fn estrin<V: Arith>(isa: V::Isa, t: V, t2: V, coeffs: &[V::Real], one: bool) -> 
 /// target features once it is not inlined (as it was in an f64 instantiation, and with four
 /// vectors per round), and every intrinsic in it becomes a call.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-fn estrin_pair<V: Arith>(isa: V::Isa, t: V, coeffs: &[V::Real], k: usize) -> V {
-    coeff::<V>(isa, coeffs, k).mul_add(t, coeff(isa, coeffs, k + 1))
+fn estrin_pair<V: Arith>(isa: V::Isa, t: V, coeffs: &[V::Real], k: usize, scale: f64) -> V {
+    coeff::<V>(isa, coeffs, k, scale).mul_add(t, coeff(isa, coeffs, k + 1, scale))
+}
+
+/// s · (1 + t·P(t)) with s = 2^(n + SCALE_SHIFT), given P(t) = (e^t − 1)/t's coefficients:
+/// `fma(t·s, P, s)` (t·s is exact; only the fma rounds, at the result's scale), or where
+/// the vectors scale natively, `scale(fma(t, 2^SCALE_SHIFT·P, 2^SCALE_SHIFT), n)`: the same
+/// rounding shifted by a power of two, and then an exact scaling (the result is normal), so
+/// the two forms agree bit for bit.
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+fn one_plus_t_poly<V: Arith>(isa: V::Isa, t: V, n: V, biased: V, coeffs: &[V::Real]) -> V {
+    if V::NATIVE_SCALE {
+        let shift = pow2::<f64>(V::Real::SCALE_SHIFT);
+        let p = estrin(isa, t, t.mul(t), coeffs, true, shift);
+        t.mul_add(p, splat(isa, V::Real::from_f64(shift)))
+            .scale_pow2(isa, n)
+    } else {
+        let scale = biased.shl_mantissa();
+        let p = estrin(isa, t, t.mul(t), coeffs, true, 1.0);
+        t.mul(scale).mul_add(p, scale)
+    }
 }
 
 /// e^(hi + lo) · 2^SCALE_SHIFT for hi ≤ 0 (or NaN), |lo| ≤ ulp(hi): the exponential inside
@@ -254,7 +292,6 @@ pub(crate) fn exp_scaled<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Opti
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, magic: V) -> V {
     let biased = hi.mul_add(splat(isa, V::Real::LOG2E), magic);
-    let scale = biased.shl_mantissa();
     let n = biased.sub(magic);
     if SUM && lo.is_none() {
         let t = if V::Real::SUM_REDUCES_ONCE {
@@ -265,9 +302,9 @@ fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, mag
                 n.mul_add(splat(isa, -V::Real::LN2_HI), hi),
             )
         };
-        let p = estrin(isa, t, t.mul(t), V::Real::EXP_POLY_SUM, true);
-        return t.mul(scale).mul_add(p, scale);
+        return one_plus_t_poly(isa, t, n, biased, V::Real::EXP_POLY_SUM);
     }
+    let scale = biased.shl_mantissa();
     let t_hi = n.mul_add(splat(isa, -V::Real::LN2_HI), hi);
     let corr = match lo {
         Some(lo) => n.mul_add(splat(isa, -V::Real::LN2_LO), lo),
@@ -275,7 +312,7 @@ fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, mag
     };
     let t = t_hi.add(corr);
     let t2 = t.mul(t);
-    let r = estrin(isa, t, t2, V::Real::EXP_POLY, false);
+    let r = estrin(isa, t, t2, V::Real::EXP_POLY, false, 1.0);
     t_hi.add(t2.mul_add(r, corr)).mul_add(scale, scale)
 }
 
@@ -293,12 +330,10 @@ fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, mag
 pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, c: V) -> V {
     let magic = splat::<V>(isa, magic::<V::Real>(V::Real::SCALE_SHIFT));
     let biased = x.sub(c).mul_add(splat(isa, V::Real::LOG2E), magic);
-    let scale = biased.shl_mantissa();
     let n = biased.sub(magic);
     let a = n.mul_add(splat(isa, V::Real::BASE_LN2_HI), c);
     let t = n.mul_add(splat(isa, -V::Real::BASE_LN2_LO), x.sub(a));
-    let p = estrin(isa, t, t.mul(t), V::Real::EXP_POLY, true);
-    t.mul(scale).mul_add(p, scale)
+    one_plus_t_poly(isa, t, n, biased, V::Real::EXP_POLY)
 }
 
 /// The base [`exp_from_base`] takes for a row or block whose reference point (maximum or

@@ -193,6 +193,8 @@ pub trait FloatVec: Copy + Debug {
     fn eq(self, b: Self) -> Self::Mask;
     /// Lanes that are NaN.
     fn is_nan(self) -> Self::Mask;
+    /// Lanes where `self` or `b` is NaN (one unordered comparison for two vectors).
+    fn either_nan(self, b: Self) -> Self::Mask;
     /// `mask ? self : 0`.
     fn and_mask(self, mask: Self::Mask) -> Self;
     /// `mask ? a : b`.
@@ -205,6 +207,20 @@ pub trait FloatVec: Copy + Debug {
     /// Reinterprets the bits as an integer, shifts left by the explicit mantissa width (23 or
     /// 52) and reinterprets back: turns `ROUND_MAGIC + bias + n` into `2^n`.
     fn shl_mantissa(self) -> Self;
+
+    /// Whether [`FloatVec::scale_pow2`] is one instruction (AVX-512's `vscalefps`): the
+    /// exponential then scales its result by 2^n directly instead of building 2^n from bits.
+    const NATIVE_SCALE: bool = false;
+
+    /// self · 2^n for integral lanes n with 2^n a normal number (exact when the product is
+    /// normal).
+    fn scale_pow2(self, isa: Self::Isa, n: Self) -> Self {
+        let magic = Self::Real::ROUND_MAGIC.to_f64() + Self::Real::EXP_BIAS as f64;
+        self.mul(
+            n.add(Self::splat(isa, Self::Real::from_f64(magic)))
+                .shl_mantissa(),
+        )
+    }
 
     /// For positive, normal, finite lanes x = m · 2^k: returns (m ∈ [1, 2), k as a float).
     /// Other lanes give unspecified (but non-trapping) values.
@@ -221,6 +237,10 @@ pub trait FloatVec: Copy + Debug {
 
     /// `acc[i] += lane i` in f64, for the first `LANES` entries of `acc`.
     fn add_lanes_f64(self, acc: &mut [f64]);
+
+    /// The lanes as f64 vectors, exactly: lane i goes to lane i % F64::LANES of part
+    /// i / F64::LANES; parts past `LANES.div_ceil(F64::LANES)` are zero.
+    fn widen_f64(self) -> [<Self::Isa as Isa>::F64; 2];
 }
 
 /// A kernel body generic over the instruction set, run by [`dispatch`] (crate-internal: the

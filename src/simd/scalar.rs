@@ -145,6 +145,10 @@ macro_rules! scalar_vec {
                 self != self
             }
             #[inline(always)]
+            fn either_nan(self, b: Self) -> bool {
+                self != self || b != b
+            }
+            #[inline(always)]
             fn and_mask(self, mask: bool) -> Self {
                 if mask {
                     self
@@ -201,6 +205,10 @@ macro_rules! scalar_vec {
             #[inline(always)]
             fn add_lanes_f64(self, acc: &mut [f64]) {
                 acc[0] += self as f64;
+            }
+            #[inline(always)]
+            fn widen_f64(self) -> [f64; 2] {
+                [self as f64, 0.0]
             }
         }
     };
