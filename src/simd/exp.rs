@@ -347,3 +347,86 @@ pub(crate) fn exp_base<R: Real>(m: f64) -> Option<R> {
         None
     }
 }
+
+#[cfg(all(test, target_arch = "x86_64", any(not(fuzzing), xent_fuzz_avx512)))]
+mod tests {
+    use super::*;
+    use crate::simd::avx512::Avx512;
+    use crate::simd::scalar::Scalar;
+    use crate::simd::Isa;
+
+    /// Arguments x − c over the whole range the row kernels pass (from below the floor up to
+    /// slightly above 0), dense near 0 and spread over the rest.
+    fn gaps<R: Real>() -> Vec<f64> {
+        let min = R::EXP_MIN_ARG.to_f64();
+        let mut d: Vec<f64> = (0..20_000).map(|i| min * (i as f64 / 20_000.0)).collect();
+        d.extend((0..4_000).map(|i| -(i as f64) * 1e-4 + 1.0 / 1024.0));
+        d.extend([min - 1.0 / 1024.0, min, -0.0, 0.0, 1.0 / 1024.0]);
+        d.truncate(d.len() / 16 * 16);
+        d
+    }
+
+    /// Runs `f` on 16 (f32) or 8 (f64) lanes at a time on AVX-512 and lane by lane on the
+    /// scalar path, and checks the bits agree.
+    fn same_bits<V: FloatVec<Isa = Avx512>, W: FloatVec<Isa = Scalar, Real = V::Real>>(
+        isa: Avx512,
+        xs: &[V::Real],
+        wide: impl Fn(V) -> V,
+        one: impl Fn(W) -> W,
+        what: &str,
+    ) {
+        for chunk in xs.chunks_exact(V::LANES) {
+            // SAFETY: chunk and got hold LANES values each.
+            let mut got = vec![V::Real::ZERO; V::LANES];
+            unsafe { wide(V::load(isa, chunk.as_ptr())).store(got.as_mut_ptr()) };
+            for (&x, &g) in chunk.iter().zip(&got) {
+                // SAFETY: one value each.
+                let mut want = V::Real::ZERO;
+                unsafe { one(W::load(Scalar, &x)).store(&mut want) };
+                assert!(
+                    g.to_f64().to_bits() == want.to_f64().to_bits(),
+                    "{what} at {}: AVX-512 {} scalar {}",
+                    x.to_f64(),
+                    g.to_f64(),
+                    want.to_f64()
+                );
+            }
+        }
+    }
+
+    /// `vscalefps` scaling (AVX-512) and scaling by a power of two built from the bits (the
+    /// scalar path) give the same row-kernel exponentials bit for bit, for both forms that
+    /// use it (`exp_from_base` and the summing `exp_scaled`), in f32 and f64.
+    #[test]
+    fn native_scaling_agrees_bit_for_bit() {
+        let Some(isa) = Avx512::try_new() else { return };
+        macro_rules! check {
+            ($t:ty, $v:ty) => {
+                for base in [0.0, 1.5, -3.25, 87.0, -1000.0 / 512.0, 9000.0] {
+                    let c = <$t>::from_f64(base);
+                    let xs: Vec<$t> = gaps::<$t>().iter().map(|&d| (base + d) as $t).collect();
+                    same_bits::<$v, $t>(
+                        isa,
+                        &xs,
+                        |x| exp_from_base(isa, x, <$v as FloatVec>::splat(isa, c)),
+                        |x| exp_from_base(Scalar, x, c),
+                        concat!(stringify!($t), " exp_from_base"),
+                    );
+                }
+                let hi: Vec<$t> = gaps::<$t>()
+                    .iter()
+                    .map(|&d| (d as $t).min(0.0).max(<$t>::EXP_MIN_ARG))
+                    .collect();
+                same_bits::<$v, $t>(
+                    isa,
+                    &hi,
+                    |x| exp_scaled::<_, true>(isa, x, None),
+                    |x| exp_scaled::<_, true>(Scalar, x, None),
+                    concat!(stringify!($t), " summing exp_scaled"),
+                );
+            };
+        }
+        check!(f32, <Avx512 as Isa>::F32);
+        check!(f64, <Avx512 as Isa>::F64);
+    }
+}
