@@ -412,34 +412,40 @@ impl<S: Isa> WideSum<S> {
         }
     }
 
-    /// Adds every lane of `v` (widened exactly) to its own f64 lane.
+    /// Adds every lane of `v` (widened exactly) to its own f64 lane. (Straight-line code, no
+    /// iterator chain: it is inlined at every flush of every kernel, and the instrumented fuzz
+    /// builds pay for each branch.)
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn add<V: FloatVec<Isa = S>>(&mut self, v: V) {
-        let parts = V::LANES.div_ceil(S::F64::LANES);
-        let lanes = self.total.iter_mut().zip(&mut self.comp);
-        for ((total, comp), b) in lanes.zip(v.widen_f64()).take(parts) {
-            let a = *total;
-            let s = a.add(b);
-            let b_part = s.sub(a);
-            let a_part = s.sub(b_part);
-            let err = a.sub(a_part).add(b.sub(b_part));
-            *comp = comp.add(err);
-            *total = s;
+        let [lo, hi] = v.widen_f64();
+        (self.total[0], self.comp[0]) = two_sum_into(self.total[0], self.comp[0], lo);
+        if V::LANES > S::F64::LANES {
+            (self.total[1], self.comp[1]) = two_sum_into(self.total[1], self.comp[1], hi);
         }
     }
 
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn value(self) -> f64 {
-        let mut sum = 0.0;
-        for k in 0..2 {
-            let (t, c) = (self.total[k], self.comp[k]);
-            // Past an infinity the compensation is meaningless (inf − inf).
-            let gap = t.sub(t);
-            let finite = gap.eq(gap);
-            sum += S::F64::select(finite, t.add(c), t).reduce_sum_f64();
-        }
-        sum
+        lanes_value(self.total[0], self.comp[0]) + lanes_value(self.total[1], self.comp[1])
     }
+}
+
+/// (a + b, comp + the rounding error of a + b), lane by lane (Knuth's two-sum).
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+fn two_sum_into<V: FloatVec>(a: V, comp: V, b: V) -> (V, V) {
+    let s = a.add(b);
+    let b_part = s.sub(a);
+    let a_part = s.sub(b_part);
+    let err = a.sub(a_part).add(b.sub(b_part));
+    (s, comp.add(err))
+}
+
+/// Σ over the lanes of total + comp (total alone in a lane past an infinity, where the
+/// compensation is meaningless: inf − inf).
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+fn lanes_value<V: FloatVec>(total: V, comp: V) -> f64 {
+    let gap = total.sub(total);
+    V::select(gap.eq(gap), total.add(comp), total).reduce_sum_f64()
 }
 
 /// A vector accumulator whose lanes move their partial sums into a [`WideSum`] every 16
