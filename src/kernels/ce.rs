@@ -241,7 +241,7 @@ fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E:
     let n = x.len();
     let m_scaled = splat::<S, E>(isa, <E::Real as Real>::from_f64(m.to_f64() * GAP_SCALE));
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
-    let mut sum = LaneSum::new(isa, zero);
+    let mut sum = LaneSum::new(zero);
     let mut i = 0;
     while i < n {
         let len = lanes.min(n - i);
@@ -831,7 +831,7 @@ unsafe fn stretch_impl<
     // Two vectors per round into one accumulator, flushed to f64 every 8 rounds (each lane
     // adds at most 16 terms in its own precision), as the row statistics do.
     let mut acc = zero;
-    let mut total = row::WideSum::new(isa);
+    let mut total = row::SumF64::default();
     let mut rounds = 0u32;
     let mut i = start;
     // Rounds of four vectors where the base form applies (more independent work in the
@@ -858,7 +858,7 @@ unsafe fn stretch_impl<
             i += 4 * lanes;
             rounds += 2;
             if rounds.is_multiple_of(8) {
-                total.add(acc);
+                total.add(acc.reduce_sum_f64());
                 acc = zero;
             }
         }
@@ -878,7 +878,7 @@ unsafe fn stretch_impl<
         i += 2 * lanes;
         rounds += 1;
         if rounds.is_multiple_of(8) {
-            total.add(acc);
+            total.add(acc.reduce_sum_f64());
             acc = zero;
         }
     }
@@ -892,7 +892,7 @@ unsafe fn stretch_impl<
         }
         i += len;
     }
-    total.add(acc);
+    total.add(acc.reduce_sum_f64());
     total.value()
 }
 

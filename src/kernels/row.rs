@@ -316,7 +316,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
     // One accumulator fed by pairs: the exponential needs most of the 16 vector registers.
     let mut acc = zero;
-    let mut total = WideSum::new(isa);
+    let mut total = SumF64::default();
     let mut rounds = 0u32;
     let mut i = 0;
     // Four vectors per round (two pairs stepped together: more independent work in the
@@ -346,7 +346,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
         // rounding error stays near one ULP whatever the row length and lane count.
         rounds += 2;
         if rounds.is_multiple_of(8) {
-            total.add(acc);
+            total.add(acc.reduce_sum_f64());
             acc = zero;
         }
     }
@@ -387,83 +387,57 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
         }
         acc = acc.add(y);
     }
-    total.add(acc);
+    total.add(acc.reduce_sum_f64());
     total.value() * unscale::<E>()
 }
 
-/// Compensated summation in f64 vector lanes of the partial sums that vector lanes flush every
-/// few rounds (each lane adds at most 16 terms in its own precision first): every f64 lane
-/// keeps a running total and the exact rounding error of each addition (Knuth's two-sum), and
-/// the lanes meet once, in [`WideSum::value`]. A flush is a few independent vector operations,
-/// with no horizontal reduction and no scalar dependency chain through the loop.
-#[derive(Copy, Clone)]
-pub(crate) struct WideSum<S: Isa> {
-    total: [S::F64; 2],
-    comp: [S::F64; 2],
+/// Neumaier summation in f64 of the partial sums that vector lanes flush every few rounds
+/// (each lane adds at most 16 terms in its own precision first).
+#[derive(Copy, Clone, Default)]
+pub(crate) struct SumF64 {
+    total: f64,
+    comp: f64,
 }
 
-impl<S: Isa> WideSum<S> {
+impl SumF64 {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn new(isa: S) -> Self {
-        let zero = S::F64::splat(isa, 0.0);
-        WideSum {
-            total: [zero; 2],
-            comp: [zero; 2],
-        }
-    }
-
-    /// Adds every lane of `v` (widened exactly) to its own f64 lane. (Straight-line code, no
-    /// iterator chain: it is inlined at every flush of every kernel, and the instrumented fuzz
-    /// builds pay for each branch.)
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn add<V: FloatVec<Isa = S>>(&mut self, v: V) {
-        let [lo, hi] = v.widen_f64();
-        (self.total[0], self.comp[0]) = two_sum_into(self.total[0], self.comp[0], lo);
-        if V::LANES > S::F64::LANES {
-            (self.total[1], self.comp[1]) = two_sum_into(self.total[1], self.comp[1], hi);
-        }
+    pub(crate) fn add(&mut self, x: f64) {
+        let t = self.total + x;
+        self.comp += if self.total.abs() >= x.abs() {
+            (self.total - t) + x
+        } else {
+            (x - t) + self.total
+        };
+        self.total = t;
     }
 
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn value(self) -> f64 {
-        lanes_value(self.total[0], self.comp[0]) + lanes_value(self.total[1], self.comp[1])
+        // Past an infinity the compensation is meaningless (inf − inf).
+        if self.total.is_finite() {
+            self.total + self.comp
+        } else {
+            self.total
+        }
     }
 }
 
-/// (a + b, comp + the rounding error of a + b), lane by lane (Knuth's two-sum).
-#[cfg_attr(not(xent_unoptimized), inline(always))]
-fn two_sum_into<V: FloatVec>(a: V, comp: V, b: V) -> (V, V) {
-    let s = a.add(b);
-    let b_part = s.sub(a);
-    let a_part = s.sub(b_part);
-    let err = a.sub(a_part).add(b.sub(b_part));
-    (s, comp.add(err))
-}
-
-/// Σ over the lanes of total + comp (total alone in a lane past an infinity, where the
-/// compensation is meaningless: inf − inf).
-#[cfg_attr(not(xent_unoptimized), inline(always))]
-fn lanes_value<V: FloatVec>(total: V, comp: V) -> f64 {
-    let gap = total.sub(total);
-    V::select(gap.eq(gap), total.add(comp), total).reduce_sum_f64()
-}
-
-/// A vector accumulator whose lanes move their partial sums into a [`WideSum`] every 16
-/// vectors, so that no lane adds more than 16 terms in its own precision.
-pub(crate) struct LaneSum<S: Isa, V> {
+/// A vector accumulator whose lanes move their partial sums into a [`SumF64`] every 16 vectors,
+/// so that no lane adds more than 16 terms in its own precision.
+pub(crate) struct LaneSum<V> {
     acc: V,
     zero: V,
-    total: WideSum<S>,
+    total: SumF64,
     rounds: u32,
 }
 
-impl<S: Isa, V: FloatVec<Isa = S>> LaneSum<S, V> {
+impl<V: FloatVec> LaneSum<V> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn new(isa: S, zero: V) -> Self {
+    pub(crate) fn new(zero: V) -> Self {
         LaneSum {
             acc: zero,
             zero,
-            total: WideSum::new(isa),
+            total: SumF64::default(),
             rounds: 0,
         }
     }
@@ -473,14 +447,14 @@ impl<S: Isa, V: FloatVec<Isa = S>> LaneSum<S, V> {
         self.acc = self.acc.add(v);
         self.rounds += 1;
         if self.rounds.is_multiple_of(16) {
-            self.total.add(self.acc);
+            self.total.add(self.acc.reduce_sum_f64());
             self.acc = self.zero;
         }
     }
 
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn value(mut self) -> f64 {
-        self.total.add(self.acc);
+        self.total.add(self.acc.reduce_sum_f64());
         self.total.value()
     }
 }
