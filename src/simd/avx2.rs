@@ -328,15 +328,6 @@ impl FloatVec for F32x8 {
             _mm256_storeu_pd(p.add(4), _mm256_add_pd(_mm256_loadu_pd(p.add(4)), hi));
         }
     }
-    #[inline(always)]
-    fn widen_f64(self) -> [F64x4; 2] {
-        // SAFETY: see the comment above this impl.
-        unsafe {
-            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(self.0));
-            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(self.0));
-            [F64x4(lo), F64x4(hi)]
-        }
-    }
 }
 
 /// All-ones in the first `n` 32-bit lanes.
@@ -561,11 +552,6 @@ impl FloatVec for F64x4 {
             let p = acc.as_mut_ptr();
             _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), self.0));
         }
-    }
-    #[inline(always)]
-    fn widen_f64(self) -> [F64x4; 2] {
-        // SAFETY: see the comment above the f32 impl.
-        [self, F64x4(unsafe { _mm256_setzero_pd() })]
     }
 }
 

@@ -369,11 +369,6 @@ impl FloatVec for F32x16 {
         lo.add_lanes_f64(&mut acc[..8]);
         hi.add_lanes_f64(&mut acc[8..16]);
     }
-    #[inline(always)]
-    fn widen_f64(self) -> [F64x8; 2] {
-        let (lo, hi) = self.widen();
-        [lo, hi]
-    }
 }
 
 impl F32x16 {
@@ -587,11 +582,6 @@ impl FloatVec for F64x8 {
             let p = acc.as_mut_ptr();
             _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), self.0));
         }
-    }
-    #[inline(always)]
-    fn widen_f64(self) -> [F64x8; 2] {
-        // SAFETY: see the comment above the f32 impl.
-        [self, F64x8(unsafe { _mm512_setzero_pd() })]
     }
 }
 

@@ -237,10 +237,6 @@ pub trait FloatVec: Copy + Debug {
 
     /// `acc[i] += lane i` in f64, for the first `LANES` entries of `acc`.
     fn add_lanes_f64(self, acc: &mut [f64]);
-
-    /// The lanes as f64 vectors, exactly: lane i goes to lane i % F64::LANES of part
-    /// i / F64::LANES; parts past `LANES.div_ceil(F64::LANES)` are zero.
-    fn widen_f64(self) -> [<Self::Isa as Isa>::F64; 2];
 }
 
 /// A kernel body generic over the instruction set, run by [`dispatch`] (crate-internal: the
@@ -359,8 +355,8 @@ pub(crate) fn dispatch<K: Kernel>(path: IsaPath, kernel: K) -> K::Output {
 pub(crate) mod tests {
     use super::*;
 
-    /// `V::transpose` turns row r's lane c into column c's lane r, `add_lanes_f64` adds each
-    /// lane into its own f64 accumulator, and `widen_f64` lays the lanes out as f64 vectors.
+    /// `V::transpose` turns row r's lane c into column c's lane r, and `add_lanes_f64` adds
+    /// each lane into its own f64 accumulator.
     pub(crate) fn check_transpose_and_widen<V: FloatVec>(isa: V::Isa) {
         const MAX: usize = 16;
         let lanes = V::LANES;
@@ -382,22 +378,6 @@ pub(crate) mod tests {
             unsafe { column.store(got.as_mut_ptr()) };
             for (r, row) in rows.iter().enumerate() {
                 assert_eq!(got[r].to_f64(), row[c].to_f64(), "row {r}, column {c}");
-            }
-            let wide = column.widen_f64();
-            let f64_lanes = <<V::Isa as Isa>::F64 as FloatVec>::LANES;
-            let mut parts = [f64::NAN; 2 * MAX];
-            // SAFETY: parts holds 2·MAX ≥ 2·f64_lanes values.
-            unsafe {
-                wide[0].store(parts.as_mut_ptr());
-                wide[1].store(parts.as_mut_ptr().add(f64_lanes));
-            }
-            for (i, &p) in parts[..2 * f64_lanes].iter().enumerate() {
-                let want = if i < lanes { got[i].to_f64() } else { 0.0 };
-                assert_eq!(
-                    p.to_bits(),
-                    want.to_bits(),
-                    "widen_f64 lane {i}, column {c}"
-                );
             }
             column.add_lanes_f64(&mut sum);
         }

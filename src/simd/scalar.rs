@@ -206,10 +206,6 @@ macro_rules! scalar_vec {
             fn add_lanes_f64(self, acc: &mut [f64]) {
                 acc[0] += self as f64;
             }
-            #[inline(always)]
-            fn widen_f64(self) -> [f64; 2] {
-                [self as f64, 0.0]
-            }
         }
     };
 }
