@@ -33,12 +33,20 @@ pub fn ulp_of<E: Element>(v: f64) -> f64 {
         other => panic!("no ulp rule for {other}"),
     };
     let v = v.abs();
-    let e = if v == 0.0 || !v.is_finite() {
-        min_exp
+    // floor(log2 v) read from the exponent field: exact (a rounded log2 of a value just below
+    // a power of two gives the binade above) and cheap, which the 2^32-input sweep needs.
+    // Subnormal f64 values lie below every type's normal range.
+    let e = if v.is_finite() && v >= f64::MIN_POSITIVE {
+        ((v.to_bits() >> 52) as i32 - 1023).max(min_exp)
     } else {
-        (v.log2().floor() as i32).max(min_exp)
+        min_exp
     };
-    crate::reference::ldexp(1.0, e - (digits - 1))
+    let k = e - (digits - 1);
+    if k >= f64::MIN_EXP - 1 {
+        f64::from_bits(((k + 1023) as u64) << 52)
+    } else {
+        crate::reference::ldexp(1.0, k)
+    }
 }
 
 /// Distance of `got` from the exact value `want` in units of `E`'s last place; 0 when both
