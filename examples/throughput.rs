@@ -7,6 +7,7 @@
 //! cargo run --release --example throughput -- --kernels softmax,logsumexp \
 //!     --shapes 4096x32000,1x16777216 --dtypes f32 --threads 1,2 --isa scalar
 //! cargo run --release --example throughput -- --store-limit 0   # softmax always recomputes
+//! cargo run --release --example throughput -- --mask 0.5   # half the classes are −inf
 //! ```
 //!
 //! It measures the streaming bandwidth itself first (read-only, copy, in-place read-modify-write,
@@ -96,6 +97,8 @@ struct Options {
     isa: Option<IsaPath>,
     min_time: Duration,
     quick: bool,
+    /// Fraction of each row's classes masked with −inf (a constrained vocabulary).
+    mask: f64,
 }
 
 fn parse_args() -> Options {
@@ -107,6 +110,7 @@ fn parse_args() -> Options {
         isa: None,
         min_time: Duration::from_millis(200),
         quick: false,
+        mask: 0.0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -160,6 +164,14 @@ fn parse_args() -> Options {
             }
             "--store-limit" => {
                 xent::set_softmax_store_limit_bytes(val().parse().unwrap());
+                i += 1;
+            }
+            "--mask" => {
+                o.mask = val().parse().unwrap();
+                assert!(
+                    (0.0..1.0).contains(&o.mask),
+                    "--mask takes a fraction in [0, 1)"
+                );
                 i += 1;
             }
             "--min-ms" => {
@@ -389,9 +401,36 @@ fn bench_dtype<E: PlainFloat>(o: &Options, bw: &[(usize, Bandwidth)], path: IsaP
                 E::from_f64(((seed >> 40) as f64 / (1u64 << 24) as f64 - 0.5) * 16.0)
             })
             .collect();
+        // The same scattered set of classes masked in every row; targets are never masked.
+        let masked = |j: usize| {
+            let u = ((j as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f64;
+            u / 16_777_216.0 < o.mask
+        };
+        let x: Vec<E> = if o.mask > 0.0 {
+            x.iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    if masked(i % cols) {
+                        E::from_f64(f64::NEG_INFINITY)
+                    } else {
+                        v
+                    }
+                })
+                .collect()
+        } else {
+            x
+        };
         let mut out = x.clone();
         let mut lse = vec![E::from_f64(0.0); rows];
-        let targets: Vec<u32> = (0..rows).map(|r| (r * 7919 % cols) as u32).collect();
+        let targets: Vec<u32> = (0..rows)
+            .map(|r| {
+                let t = r * 7919 % cols;
+                (0..cols)
+                    .map(|k| (t + k) % cols)
+                    .find(|&j| !masked(j))
+                    .unwrap_or(t) as u32
+            })
+            .collect();
         let saved = xent::CrossEntropy::new()
             .forward(&x, cols, &targets)
             .unwrap();

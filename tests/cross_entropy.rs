@@ -627,3 +627,76 @@ fn huge_lse_keeps_the_gradient_bounded() {
         }
     });
 }
+
+/// Entries masked with −inf have probability 0, so their gradient is exactly 0 however large
+/// the incoming gradient is (a clamped, nonzero exponential times g = 1e35 would show). Rows of
+/// 3 and 20 columns (batched small rows), 300 and 70 000 (the cached and blocked paths), τ = 1
+/// and 0.25, a third of the classes masked; fused and from the saved lse.
+#[test]
+fn masked_classes_get_exactly_zero_gradient() {
+    fn check<E: xent::Element>(cols: usize, tau: f64, g: f64) {
+        let rows = 33;
+        let masked = |j: usize| j % 3 == 1;
+        let x: Vec<E> = (0..rows * cols)
+            .map(|i| {
+                let v = ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f64;
+                if masked(i % cols) {
+                    E::from_f64(f64::NEG_INFINITY)
+                } else {
+                    E::from_f64(v / 16_777_216.0 * 16.0 - 8.0)
+                }
+            })
+            .collect();
+        let targets: Vec<u32> = (0..rows).map(|r| (3 * r % cols) as u32 / 3 * 3).collect();
+        let ce = xent::CrossEntropy::new()
+            .reduction(Reduction::None)
+            .temperature(tau);
+        let mut fused = x.clone();
+        let out = ce
+            .forward_backward_inplace(&mut fused, cols, &targets)
+            .unwrap();
+        let grad_rows = vec![g; rows];
+        let mut back = vec![E::from_f64(1.0); x.len()];
+        ce.backward(
+            &x,
+            cols,
+            &targets,
+            &out.lse,
+            GradOutput::Rows(&grad_rows),
+            &mut back,
+        )
+        .unwrap();
+        for (i, &b) in back.iter().enumerate() {
+            if masked(i % cols) {
+                assert_eq!(
+                    fused[i].to_f64(),
+                    0.0,
+                    "{} cols {cols} τ {tau}: fused[{i}]",
+                    E::NAME
+                );
+                assert_eq!(
+                    b.to_f64(),
+                    0.0,
+                    "{} cols {cols} τ {tau}: backward[{i}]",
+                    E::NAME
+                );
+            } else {
+                assert!(
+                    b.to_f64().is_finite(),
+                    "{} cols {cols}: backward[{i}]",
+                    E::NAME
+                );
+            }
+        }
+    }
+    for_each_path(|_| {
+        for cols in [3, 20, 300, 70_000] {
+            for tau in [1.0, 0.25] {
+                check::<f32>(cols, tau, 1e35);
+                check::<f64>(cols, tau, 1e300);
+                check::<xent::half::bf16>(cols, tau, 1e35);
+                check::<xent::half::f16>(cols, tau, 1e4);
+            }
+        }
+    });
+}

@@ -40,6 +40,8 @@ pub(crate) trait Arith: Copy {
     fn shl_mantissa(self) -> Self;
     const NATIVE_SCALE: bool;
     fn scale_pow2(self, isa: Self::Isa, n: Self) -> Self;
+    /// `self`, with 0 in the lanes where `arg < limit` (NaN `arg` keeps `self`).
+    fn zero_where_below(self, isa: Self::Isa, arg: Self, limit: Self) -> Self;
 }
 
 impl<V: FloatVec> Arith for V {
@@ -77,6 +79,10 @@ impl<V: FloatVec> Arith for V {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn scale_pow2(self, isa: V::Isa, n: V) -> V {
         FloatVec::scale_pow2(self, isa, n)
+    }
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn zero_where_below(self, isa: V::Isa, arg: V, limit: V) -> V {
+        V::select(arg.lt(limit), V::splat(isa, V::Real::ZERO), self)
     }
 }
 
@@ -123,6 +129,13 @@ impl<A: Arith> Arith for Pair<A> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn scale_pow2(self, isa: A::Isa, n: Self) -> Self {
         Pair(self.0.scale_pow2(isa, n.0), self.1.scale_pow2(isa, n.1))
+    }
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn zero_where_below(self, isa: A::Isa, arg: Self, limit: Self) -> Self {
+        Pair(
+            self.0.zero_where_below(isa, arg.0, limit.0),
+            self.1.zero_where_below(isa, arg.1, limit.1),
+        )
     }
 }
 
@@ -266,20 +279,21 @@ fn one_plus_t_poly<V: Arith>(isa: V::Isa, t: V, n: V, biased: V, coeffs: &[V::Re
 /// 2^-21, not one ULP.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn exp_scaled<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>) -> V {
+    let magic = splat(isa, magic::<V::Real>(V::Real::SCALE_SHIFT));
+    if lo.is_none() {
+        // Sums pass arguments clamped exactly at EXP_MIN_ARG.
+        return exp_shifted::<V, SUM>(isa, hi, lo, magic);
+    }
     // Callers clamp their inputs so that e^(…) of the clamped value is 0, but with the row
     // maximum's rounding the clamped argument may lie up to ~3·EXP_MIN_ARG below 0; clamp it
-    // here too so that 2^(n + SCALE_SHIFT) stays normal. Sums pass arguments clamped exactly.
-    let hi = if lo.is_some() {
-        splat::<V>(isa, V::Real::EXP_MIN_ARG).max(hi)
-    } else {
-        hi
-    };
-    exp_shifted::<V, SUM>(
-        isa,
-        hi,
-        lo,
-        splat(isa, magic::<V::Real>(V::Real::SCALE_SHIFT)),
-    )
+    // here too so that 2^(n + SCALE_SHIFT) stays normal.
+    let clamped = splat::<V>(isa, V::Real::EXP_MIN_ARG).max(hi);
+    let y = exp_shifted::<V, SUM>(isa, clamped, lo, magic);
+    // These terms are stored and later multiplied by 2^-SCALE_SHIFT / S: where the argument is
+    // below EXP_ZERO_BELOW that product rounds to 0, but on the way it is a subnormal, which
+    // Intel cores finish in microcode (~150 cycles per vector instruction: softmax of rows
+    // padded to whole vectors, or masked with −inf, ran 3× slower). An exact 0 avoids that.
+    y.zero_where_below(isa, hi, splat(isa, V::Real::EXP_ZERO_BELOW))
 }
 
 /// e^(hi + lo) · 2^shift where 2^(n + shift) is a normal number; `magic` is [`magic`]`(shift)`.
@@ -329,11 +343,16 @@ fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, mag
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, c: V) -> V {
     let magic = splat::<V>(isa, magic::<V::Real>(V::Real::SCALE_SHIFT));
-    let biased = x.sub(c).mul_add(splat(isa, V::Real::LOG2E), magic);
+    let d = x.sub(c);
+    let biased = d.mul_add(splat(isa, V::Real::LOG2E), magic);
     let n = biased.sub(magic);
     let a = n.mul_add(splat(isa, V::Real::BASE_LN2_HI), c);
     let t = n.mul_add(splat(isa, -V::Real::BASE_LN2_LO), x.sub(a));
-    one_plus_t_poly(isa, t, n, biased, V::Real::EXP_POLY)
+    let y = one_plus_t_poly(isa, t, n, biased, V::Real::EXP_POLY);
+    // 0 below the limit, as in `exp_scaled`; c may lie up to 1/(2·BASE_GRID) above the
+    // reference point the factor is relative to, hence the margin.
+    let limit = V::Real::from_f64(V::Real::EXP_ZERO_BELOW.to_f64() - 1.0 / V::Real::BASE_GRID);
+    y.zero_where_below(isa, d, splat(isa, limit))
 }
 
 /// The base [`exp_from_base`] takes for a row or block whose reference point (maximum or

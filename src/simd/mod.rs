@@ -67,6 +67,10 @@ pub trait Real:
     // Constants of the exponential (see `simd::exp`).
     /// Below this argument e^x rounds to +0 (so clamping there changes nothing).
     const EXP_MIN_ARG: Self;
+    /// Below this argument e^x lies under half the smallest subnormal (e^x < 2^(emin − p)),
+    /// so e^x times any factor ≤ 1 rounds to +0. The row kernels' stored terms with such
+    /// arguments are set to exactly 0 (see `exp::exp_scaled`).
+    const EXP_ZERO_BELOW: Self;
     /// Above this argument e^x rounds to +inf.
     const EXP_MAX_ARG: Self;
     /// Arguments in [EXP_FAST_MIN, EXP_FAST_MAX) have a normal 2^n: one scaling suffices.

@@ -39,6 +39,8 @@ impl Real for f32 {
 
     // e^-104 = 6.8e-46 is below half the smallest subnormal (7.0e-46): rounds to 0.
     const EXP_MIN_ARG: Self = -104.0;
+    // ln 2^-150 = −103.9720771; the constant rounds (in f32) to a value below it.
+    const EXP_ZERO_BELOW: Self = -103.9721;
     // e^89 = 4.5e38 is above f32::MAX: rounds to +inf.
     const EXP_MAX_ARG: Self = 89.0;
     // n = round(x · log2 e) stays in [-126, 127].
@@ -115,6 +117,8 @@ impl Real for f64 {
 
     // e^-746 = 1.0e-324 is below half the smallest subnormal (2.5e-324): rounds to 0.
     const EXP_MIN_ARG: Self = -746.0;
+    // ln 2^-1075 = −745.1332191.
+    const EXP_ZERO_BELOW: Self = -745.1333;
     // e^710 is above f64::MAX: rounds to +inf.
     const EXP_MAX_ARG: Self = 710.0;
     // n = round(x · log2 e) stays in [-1022, 1023].
