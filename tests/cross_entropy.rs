@@ -635,7 +635,8 @@ fn huge_lse_keeps_the_gradient_bounded() {
 #[test]
 fn masked_classes_get_exactly_zero_gradient() {
     fn check<E: xent::Element>(cols: usize, tau: f64, g: f64) {
-        let rows = 33;
+        // Small rows: more than two batches of the widest vector; long rows: a few suffice.
+        let rows = if cols > 1000 { 3 } else { 33 };
         let masked = |j: usize| j % 3 == 1;
         let x: Vec<E> = (0..rows * cols)
             .map(|i| {
