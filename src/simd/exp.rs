@@ -291,8 +291,9 @@ pub(crate) fn exp_scaled<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Opti
     let y = exp_shifted::<V, SUM>(isa, clamped, lo, magic);
     // These terms are stored and later multiplied by 2^-SCALE_SHIFT / S: where the argument is
     // below EXP_ZERO_BELOW that product rounds to 0, but on the way it is a subnormal, which
-    // Intel cores finish in microcode (~150 cycles per vector instruction: softmax of rows
-    // padded to whole vectors, or masked with −inf, ran 3× slower). An exact 0 avoids that.
+    // Intel cores finish in microcode (measured on the Xeon: 6.4–7.3 ns per element against
+    // 0.10 for normal results; softmax of 20-class rows, padded to whole vectors with −inf,
+    // took 2.5–2.8× the time of 16- or 32-class rows). An exact 0 avoids that.
     y.zero_where_below(isa, hi, splat(isa, V::Real::EXP_ZERO_BELOW))
 }
 
