@@ -465,20 +465,22 @@ pub(crate) fn unscale<E: Element>() -> f64 {
     pow2::<f64>(-<E::Real as Real>::SCALE_SHIFT)
 }
 
-/// The lowest input worth computing for a row with maximum `m` at temperature τ: below it
-/// e^((x − m)/τ) rounds to 0. Clamping there keeps every intermediate finite (−inf inputs
-/// included) and NaN passes through (`max` returns its second operand for NaN).
+/// The input floor of a row with maximum `m` at temperature τ, for the stored terms:
+/// m + EXP_ZERO_SCALE_ARG·τ, rounded down. e^((x − m)/τ) rounds to 0 well above it (below
+/// m + EXP_MIN_ARG·τ), and an input clamped there gives the row exponential's exact 0 (a zero
+/// scale, see `exp::exp_scaled`), −inf inputs included; every intermediate stays finite, and
+/// NaN passes through (`max` returns its second operand for NaN).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
-    let min_arg = R::EXP_MIN_ARG.to_f64();
-    let mut floor = raw_floor(m, sc);
-    // Round down: an input clamped to the floor must still give e^(…) = 0. For f64 the sum
+    let min_arg = R::EXP_ZERO_SCALE_ARG.to_f64();
+    let mut floor = R::from_f64((m + min_arg * sc.tau.value).max(-R::MAX.to_f64()));
+    // Round down: an input clamped to the floor must give the zero scale. For f64 the sum
     // above is itself rounded, so check the scaled distance (exact enough: floor and m are
-    // close) and step down until it is beyond the exponential's range; one or two steps.
+    // close) and step down until it is at or below the argument; one or two steps.
     while floor > -R::MAX && (floor.to_f64() - m) * sc.tau.inv > min_arg {
         floor = floor.next_down();
     }
-    // When ulp(m) exceeds the range of the exponential, m + EXP_MIN_ARG·τ rounds back to m;
+    // When ulp(m) exceeds the range of the exponential, m + EXP_ZERO_SCALE_ARG·τ rounds to m;
     // any value below m then already gives e^(…) = 0, so the floor is the value just below m.
     let m = R::from_f64(m);
     if floor < m {
@@ -490,13 +492,13 @@ pub(crate) fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
 
 /// [`input_floor`] and [`is_degenerate`] for a whole vector of row maxima (the lanes of a
 /// column-major batch) in one addition, for every maximum with |m| ≤ `bound`:
-/// such an m is not degenerate, and `m + step` (step = EXP_MIN_ARG·τ·(1 + 2^-6)) lies below
-/// m + EXP_MIN_ARG·τ, so every input it clamps still gives e^(…) = 0 (the row exponential
-/// clamps its argument at EXP_MIN_ARG as well). Proof: |m| ≤ τ·2^(p−2) (p significand bits)
-/// keeps ulp(|m| + |step|) ≤ τ, so the rounded sum is within τ/2 of the exact one, while the
-/// margin is 104·2^-6·τ > 1.6τ for f32 (746·2^-6·τ for f64); and ulp(m) ≤ τ/2 is far below
-/// EXP_MIN_ARG·τ, so m + EXP_MIN_ARG·τ does not round to m. Maxima outside the bound (or NaN)
-/// take the scalar functions.
+/// such an m is not degenerate, and `m + step` (step = EXP_ZERO_SCALE_ARG·τ·(1 + 2^-6)) lies
+/// below m + EXP_ZERO_SCALE_ARG·τ, so every input it clamps gives the exact 0 (the row
+/// exponential clamps its argument at EXP_ZERO_SCALE_ARG). Proof: |m| ≤ τ·2^(p−2)
+/// (p significand bits) keeps ulp(|m| + |step|) ≤ τ, so the rounded sum is within τ/2 of the
+/// exact one, while the margin is 132·2^-6·τ > 2τ for f32 (1063·2^-6·τ for f64); and
+/// ulp(m) ≤ τ/2 is far below EXP_MIN_ARG·τ, so m + EXP_MIN_ARG·τ does not round to m. Maxima
+/// outside the bound (or NaN) take the scalar functions.
 #[derive(Copy, Clone)]
 pub(crate) struct QuickFloor<R> {
     pub bound: R,
@@ -507,7 +509,7 @@ impl<R: Real> QuickFloor<R> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn new(sc: &Scale<R>) -> Self {
         let tau = sc.tau.value;
-        let step = R::EXP_MIN_ARG.to_f64() * tau * (1.0 + 1.0 / 64.0);
+        let step = R::EXP_ZERO_SCALE_ARG.to_f64() * tau * (1.0 + 1.0 / 64.0);
         let limit = R::MAX.to_f64() / 4.0;
         let bound = if step.abs() <= limit {
             limit.min(tau * pow2::<f64>(R::MANTISSA_DIGITS as i32 - 2))

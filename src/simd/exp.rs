@@ -40,8 +40,6 @@ pub(crate) trait Arith: Copy {
     fn shl_mantissa(self) -> Self;
     const NATIVE_SCALE: bool;
     fn scale_pow2(self, isa: Self::Isa, n: Self) -> Self;
-    /// `self`, with 0 in the lanes where `arg < limit` (NaN `arg` keeps `self`).
-    fn zero_where_below(self, isa: Self::Isa, arg: Self, limit: Self) -> Self;
 }
 
 impl<V: FloatVec> Arith for V {
@@ -79,10 +77,6 @@ impl<V: FloatVec> Arith for V {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn scale_pow2(self, isa: V::Isa, n: V) -> V {
         FloatVec::scale_pow2(self, isa, n)
-    }
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    fn zero_where_below(self, isa: V::Isa, arg: V, limit: V) -> V {
-        V::select(arg.lt(limit), V::splat(isa, V::Real::ZERO), self)
     }
 }
 
@@ -129,13 +123,6 @@ impl<A: Arith> Arith for Pair<A> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn scale_pow2(self, isa: A::Isa, n: Self) -> Self {
         Pair(self.0.scale_pow2(isa, n.0), self.1.scale_pow2(isa, n.1))
-    }
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    fn zero_where_below(self, isa: A::Isa, arg: Self, limit: Self) -> Self {
-        Pair(
-            self.0.zero_where_below(isa, arg.0, limit.0),
-            self.1.zero_where_below(isa, arg.1, limit.1),
-        )
     }
 }
 
@@ -249,10 +236,17 @@ fn estrin_pair<V: Arith>(isa: V::Isa, t: V, coeffs: &[V::Real], k: usize, scale:
 /// `fma(t·s, P, s)` (t·s is exact; only the fma rounds, at the result's scale), or where
 /// the vectors scale natively, `scale(fma(t, 2^SCALE_SHIFT·P, 2^SCALE_SHIFT), n)`: the same
 /// rounding shifted by a power of two, and then an exact scaling (the result is normal), so
-/// the two forms agree bit for bit.
+/// the two forms agree bit for bit. `NATIVE`: whether native scaling may be used (the bits
+/// form gives an exact 0 where n = −(EXP_BIAS + SCALE_SHIFT); native scaling does not).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-fn one_plus_t_poly<V: Arith>(isa: V::Isa, t: V, n: V, biased: V, coeffs: &[V::Real]) -> V {
-    if V::NATIVE_SCALE {
+fn one_plus_t_poly<V: Arith, const NATIVE: bool>(
+    isa: V::Isa,
+    t: V,
+    n: V,
+    biased: V,
+    coeffs: &[V::Real],
+) -> V {
+    if NATIVE && V::NATIVE_SCALE {
         let shift = pow2::<f64>(V::Real::SCALE_SHIFT);
         let p = estrin(isa, t, t.mul(t), coeffs, true, shift);
         t.mul_add(p, splat(isa, V::Real::from_f64(shift)))
@@ -266,10 +260,11 @@ fn one_plus_t_poly<V: Arith>(isa: V::Isa, t: V, n: V, biased: V, coeffs: &[V::Re
 
 /// e^(hi + lo) · 2^SCALE_SHIFT for hi ≤ 0 (or NaN), |lo| ≤ ulp(hi): the exponential inside
 /// the row kernels, whose arguments are differences to a maximum, clamped from below by the
-/// caller (without `lo`, exactly at EXP_MIN_ARG: below it 2^(n + SCALE_SHIFT) would leave the
-/// exponent field). The result is scaled up by 2^SCALE_SHIFT so that it is always a
-/// normal number; callers fold 2^-SCALE_SHIFT into the factor they multiply by anyway, so
-/// results in the subnormal range are rounded once, at that multiplication.
+/// caller (without `lo`, exactly at EXP_MIN_ARG; with `lo`, the stored terms, here at
+/// EXP_ZERO_SCALE_ARG, which makes them exactly 0). The result is scaled up by
+/// 2^SCALE_SHIFT so that it is a normal number (or 0); callers fold 2^-SCALE_SHIFT into the
+/// factor they multiply by anyway, so results in the subnormal range are rounded once, at that
+/// multiplication.
 ///
 /// Leaner than [`exp`] (these loops are bound by the two FMA pipes): with s = 2^n and
 /// t = hi + lo − n·ln2, the result is `fma(t·s, P(t), s)` where P(t) = (e^t − 1)/t by Horner's
@@ -284,17 +279,21 @@ pub(crate) fn exp_scaled<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Opti
         // Sums pass arguments clamped exactly at EXP_MIN_ARG.
         return exp_shifted::<V, SUM>(isa, hi, lo, magic);
     }
-    // Callers clamp their inputs so that e^(…) of the clamped value is 0, but with the row
-    // maximum's rounding the clamped argument may lie up to ~3·EXP_MIN_ARG below 0; clamp it
-    // here too so that 2^(n + SCALE_SHIFT) stays normal.
-    let clamped = splat::<V>(isa, V::Real::EXP_MIN_ARG).max(hi);
-    let y = exp_shifted::<V, SUM>(isa, clamped, lo, magic);
-    // These terms are stored and later multiplied by 2^-SCALE_SHIFT / S: where the argument is
-    // below EXP_ZERO_BELOW that product rounds to 0, but on the way it is a subnormal, which
-    // Intel cores finish in microcode (measured on the Xeon: 6.4–7.3 ns per element against
-    // 0.10 for normal results; softmax of 20-class rows, padded to whole vectors with −inf,
-    // took 2.5–2.8× the time of 16- or 32-class rows). An exact 0 avoids that.
-    y.zero_where_below(isa, hi, splat(isa, V::Real::EXP_ZERO_BELOW))
+    // These terms are stored and later multiplied by 2^-SCALE_SHIFT / S. A clamped argument
+    // (a −inf entry, one padding a row to whole vectors, or any entry below the caller's input
+    // floor) must give an exact 0: its product would round to 0 anyway, but on the way it is
+    // a subnormal, which Intel cores finish in microcode (measured on the Xeon: 6.4–7.3 ns per
+    // element against 0.10 for normal results; softmax of 20-class rows, padded to whole
+    // vectors with −inf, took 2.5–2.8× the time of 16- or 32-class rows), and an upstream
+    // gradient > 1 would make a masked entry's gradient nonzero.
+    //
+    // Clamping at EXP_ZERO_SCALE_ARG does it without a compare: there n rounds to
+    // −(EXP_BIAS + SCALE_SHIFT), the scale 2^(n + SCALE_SHIFT) built from the bits is +0,
+    // and so is the term (the row kernels' input floors lie at or below that argument,
+    // `kernels::row::input_floor`). With the row maximum's rounding a clamped argument may lie
+    // far below the floor's; the clamp also keeps n, and every intermediate, in range.
+    let clamped = splat::<V>(isa, V::Real::EXP_ZERO_SCALE_ARG).max(hi);
+    exp_shifted::<V, SUM>(isa, clamped, lo, magic)
 }
 
 /// e^(hi + lo) · 2^shift where 2^(n + shift) is a normal number; `magic` is [`magic`]`(shift)`.
@@ -317,7 +316,7 @@ fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, mag
                 n.mul_add(splat(isa, -V::Real::LN2_HI), hi),
             )
         };
-        return one_plus_t_poly(isa, t, n, biased, V::Real::EXP_POLY_SUM);
+        return one_plus_t_poly::<V, true>(isa, t, n, biased, V::Real::EXP_POLY_SUM);
     }
     let scale = biased.shl_mantissa();
     let t_hi = n.mul_add(splat(isa, -V::Real::LN2_HI), hi);
@@ -332,8 +331,8 @@ fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, mag
 }
 
 /// e^(x − c) · 2^SCALE_SHIFT for a base c on the grid of 1/`BASE_GRID` with
-/// |c| < `BASE_LIMIT`, and x in [c + EXP_MIN_ARG − 1/BASE_GRID, c + 1/BASE_GRID] (or NaN): the
-/// output passes' exponential, as accurate as [`exp_scaled`] with the exact argument but
+/// |c| < `BASE_LIMIT`, and x in [c + EXP_ZERO_SCALE_ARG − 1/BASE_GRID, c + 1/BASE_GRID] (or
+/// NaN; inputs at the lower end, the clamped ones, give exactly 0): the output passes' exponential, as accurate as [`exp_scaled`] with the exact argument but
 /// without forming x − c exactly (a TwoSum, five more operations per vector).
 ///
 /// With n = round((x − c)·log2 e) from the rounded difference, a = c + n·BASE_LN2_HI is exact
@@ -349,11 +348,11 @@ pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, c: V) -> V {
     let n = biased.sub(magic);
     let a = n.mul_add(splat(isa, V::Real::BASE_LN2_HI), c);
     let t = n.mul_add(splat(isa, -V::Real::BASE_LN2_LO), x.sub(a));
-    let y = one_plus_t_poly(isa, t, n, biased, V::Real::EXP_POLY);
-    // 0 below the limit, as in `exp_scaled`; c may lie up to 1/(2·BASE_GRID) above the
-    // reference point the factor is relative to, hence the margin.
-    let limit = V::Real::from_f64(V::Real::EXP_ZERO_BELOW.to_f64() - 1.0 / V::Real::BASE_GRID);
-    y.zero_where_below(isa, d, splat(isa, limit))
+    let y = one_plus_t_poly::<V, false>(isa, t, n, biased, V::Real::EXP_POLY);
+    // Inputs clamped at the floor (c + EXP_ZERO_SCALE_ARG up to a few ULP and 1/(2·BASE_GRID))
+    // round n to −(EXP_BIAS + SCALE_SHIFT): a zero scale and an exact 0, as in `exp_scaled`
+    // (hence the bits form of the scale on every path); no input lies lower.
+    y
 }
 
 /// The base [`exp_from_base`] takes for a row or block whose reference point (maximum or
@@ -378,7 +377,7 @@ mod tests {
     /// Arguments x − c over the whole range the row kernels pass (from below the floor up to
     /// slightly above 0), dense near 0 and spread over the rest.
     fn gaps<R: Real>() -> Vec<f64> {
-        let min = R::EXP_MIN_ARG.to_f64();
+        let min = R::EXP_ZERO_SCALE_ARG.to_f64();
         let mut d: Vec<f64> = (0..20_000).map(|i| min * (i as f64 / 20_000.0)).collect();
         d.extend((0..4_000).map(|i| -(i as f64) * 1e-4 + 1.0 / 1024.0));
         d.extend([min - 1.0 / 1024.0, min, -0.0, 0.0, 1.0 / 1024.0]);

@@ -67,10 +67,13 @@ pub trait Real:
     // Constants of the exponential (see `simd::exp`).
     /// Below this argument e^x rounds to +0 (so clamping there changes nothing).
     const EXP_MIN_ARG: Self;
-    /// Below this argument e^x lies under half the smallest subnormal (e^x < 2^(emin − p)),
-    /// so e^x times any factor ≤ 1 rounds to +0. The row kernels' stored terms with such
-    /// arguments are set to exactly 0 (see `exp::exp_scaled`).
-    const EXP_ZERO_BELOW: Self;
+    /// −(EXP_BIAS + SCALE_SHIFT)·ln 2: where the row kernels' stored exponential rounds n to
+    /// −(EXP_BIAS + SCALE_SHIFT), so that its scale 2^(n + SCALE_SHIFT), built from the bits,
+    /// has a zero exponent field and a zero mantissa: exactly +0, and so is the term. Paths
+    /// that build the scale from the bits clamp stored terms' arguments here (and the row
+    /// kernels' input floors lie below it), which makes every clamped term an exact 0 without
+    /// a compare (see `exp::exp_scaled`).
+    const EXP_ZERO_SCALE_ARG: Self;
     /// Above this argument e^x rounds to +inf.
     const EXP_MAX_ARG: Self;
     /// Arguments in [EXP_FAST_MIN, EXP_FAST_MAX) have a normal 2^n: one scaling suffices.

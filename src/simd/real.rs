@@ -39,8 +39,8 @@ impl Real for f32 {
 
     // e^-104 = 6.8e-46 is below half the smallest subnormal (7.0e-46): rounds to 0.
     const EXP_MIN_ARG: Self = -104.0;
-    // ln 2^-150 = −103.9720771; the constant rounds (in f32) to a value below it.
-    const EXP_ZERO_BELOW: Self = -103.9721;
+    // −191·ln 2 = −132.3904: n = round(x·log2 e) = −191 with 0.5 to spare either side.
+    const EXP_ZERO_SCALE_ARG: Self = -132.39;
     // e^89 = 4.5e38 is above f32::MAX: rounds to +inf.
     const EXP_MAX_ARG: Self = 89.0;
     // n = round(x · log2 e) stays in [-126, 127].
@@ -54,7 +54,7 @@ impl Real for f32 {
                                                       // of the row's largest where n is that large.
     const LN2: Self = core::f32::consts::LN_2;
     const SUM_REDUCES_ONCE: bool = true;
-    // 355/512: 9 significant bits. |n| ≤ 151 and |c| ≤ 2^14 on the 2^-9 grid keep
+    // 355/512: 9 significant bits. |n| ≤ 191 and |c| ≤ 2^14 on the 2^-9 grid keep
     // c + n·BASE_LN2_HI below 2^15 on that grid: 24 bits, exact.
     const BASE_LN2_HI: Self = f32::from_bits(0x3f31_8000); // 0.693359375
     const BASE_LN2_LO: Self = f32::from_bits(0xb95e_8083); // ln 2 − BASE_LN2_HI, rounded
@@ -117,8 +117,8 @@ impl Real for f64 {
 
     // e^-746 = 1.0e-324 is below half the smallest subnormal (2.5e-324): rounds to 0.
     const EXP_MIN_ARG: Self = -746.0;
-    // ln 2^-1075 = −745.1332191.
-    const EXP_ZERO_BELOW: Self = -745.1333;
+    // −1535·ln 2 = −1063.9810: n = −1535 with 0.5 to spare either side.
+    const EXP_ZERO_SCALE_ARG: Self = -1063.98;
     // e^710 is above f64::MAX: rounds to +inf.
     const EXP_MAX_ARG: Self = 710.0;
     // n = round(x · log2 e) stays in [-1022, 1023].
@@ -130,7 +130,7 @@ impl Real for f64 {
     const LN2_LO: Self = f64::from_bits(0x3dea_39ef_3579_3c76); // ln 2 − LN2_HI, rounded
     const LN2: Self = core::f64::consts::LN_2;
     const SUM_REDUCES_ONCE: bool = false;
-    // LN2_HI is a multiple of 2^-32 with 32 significant bits; |n| ≤ 1076 and |c| ≤ 2^20 on
+    // LN2_HI is a multiple of 2^-32 with 32 significant bits; |n| ≤ 1535 and |c| ≤ 2^20 on
     // the 2^-32 grid keep c + n·LN2_HI below 2^21 on that grid: 53 bits, exact.
     const BASE_LN2_HI: Self = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const BASE_LN2_LO: Self = f64::from_bits(0x3dea_39ef_3579_3c76);
