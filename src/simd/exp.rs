@@ -413,9 +413,10 @@ mod tests {
         }
     }
 
-    /// `vscalefps` scaling (AVX-512) and scaling by a power of two built from the bits (the
-    /// scalar path) give the same row-kernel exponentials bit for bit, for both forms that
-    /// use it (`exp_from_base` and the summing `exp_scaled`), in f32 and f64.
+    /// The AVX-512 row-kernel exponentials agree with the scalar path's bit for bit: the
+    /// summing `exp_scaled`, where AVX-512 scales with `vscalefps` and the scalar path by a
+    /// power of two built from the bits, and `exp_from_base`, which builds its scale from the
+    /// bits on both (down to the input floor, whose terms are exactly 0), in f32 and f64.
     #[test]
     fn native_scaling_agrees_bit_for_bit() {
         let Some(isa) = Avx512::try_new() else { return };
