@@ -473,7 +473,7 @@ pub(crate) fn unscale<E: Element>() -> f64 {
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn input_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
     let min_arg = R::EXP_ZERO_SCALE_ARG.to_f64();
-    let mut floor = R::from_f64((m + min_arg * sc.tau.value).max(-R::MAX.to_f64()));
+    let mut floor = raw_floor(m, min_arg, sc);
     // Round down: an input clamped to the floor must give the zero scale. For f64 the sum
     // above is itself rounded, so check the scaled distance (exact enough: floor and m are
     // close) and step down until it is at or below the argument; one or two steps.
@@ -526,13 +526,13 @@ impl<R: Real> QuickFloor<R> {
 /// Whether every x < m has e^((x − m)/τ) = 0, because m + EXP_MIN_ARG·τ rounds to m.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn is_degenerate<R: Real>(m: R, sc: &Scale<R>) -> bool {
-    raw_floor(m.to_f64(), sc) >= m
+    raw_floor(m.to_f64(), R::EXP_MIN_ARG.to_f64(), sc) >= m
 }
 
-/// m + EXP_MIN_ARG·τ in the compute precision (kept finite).
+/// m + arg·τ in the compute precision (kept finite).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-fn raw_floor<R: Real>(m: f64, sc: &Scale<R>) -> R {
-    R::from_f64((m + R::EXP_MIN_ARG.to_f64() * sc.tau.value).max(-R::MAX.to_f64()))
+fn raw_floor<R: Real>(m: f64, arg: f64, sc: &Scale<R>) -> R {
+    R::from_f64((m + arg * sc.tau.value).max(-R::MAX.to_f64()))
 }
 
 /// e^((x − m)/τ) · 2^SCALE_SHIFT: from the rounded argument for sums, from the exact one for

@@ -332,8 +332,9 @@ fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, mag
 
 /// e^(x − c) · 2^SCALE_SHIFT for a base c on the grid of 1/`BASE_GRID` with
 /// |c| < `BASE_LIMIT`, and x in [c + EXP_ZERO_SCALE_ARG − 1/BASE_GRID, c + 1/BASE_GRID] (or
-/// NaN; inputs at the lower end, the clamped ones, give exactly 0): the output passes' exponential, as accurate as [`exp_scaled`] with the exact argument but
-/// without forming x − c exactly (a TwoSum, five more operations per vector).
+/// NaN; inputs at the lower end, the clamped ones, give exactly 0): the output passes'
+/// exponential, as accurate as [`exp_scaled`] with the exact argument but without forming
+/// x − c exactly (a TwoSum, five more operations per vector).
 ///
 /// With n = round((x − c)·log2 e) from the rounded difference, a = c + n·BASE_LN2_HI is exact
 /// (both lie on the grid and the sum has at most MANTISSA_DIGITS bits there), so x − a is the
@@ -348,11 +349,10 @@ pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, c: V) -> V {
     let n = biased.sub(magic);
     let a = n.mul_add(splat(isa, V::Real::BASE_LN2_HI), c);
     let t = n.mul_add(splat(isa, -V::Real::BASE_LN2_LO), x.sub(a));
-    let y = one_plus_t_poly::<V, false>(isa, t, n, biased, V::Real::EXP_POLY);
     // Inputs clamped at the floor (c + EXP_ZERO_SCALE_ARG up to a few ULP and 1/(2·BASE_GRID))
     // round n to −(EXP_BIAS + SCALE_SHIFT): a zero scale and an exact 0, as in `exp_scaled`
     // (hence the bits form of the scale on every path); no input lies lower.
-    y
+    one_plus_t_poly::<V, false>(isa, t, n, biased, V::Real::EXP_POLY)
 }
 
 /// The base [`exp_from_base`] takes for a row or block whose reference point (maximum or

@@ -71,7 +71,7 @@ pub trait Real:
     /// −(EXP_BIAS + SCALE_SHIFT), so that its scale 2^(n + SCALE_SHIFT), built from the bits,
     /// has a zero exponent field and a zero mantissa: exactly +0, and so is the term. Paths
     /// that build the scale from the bits clamp stored terms' arguments here (and the row
-    /// kernels' input floors lie below it), which makes every clamped term an exact 0 without
+    /// kernels' input floors lie at or below it), which makes every clamped term an exact 0 without
     /// a compare (see `exp::exp_scaled`).
     const EXP_ZERO_SCALE_ARG: Self;
     /// Above this argument e^x rounds to +inf.
