@@ -37,7 +37,7 @@ use super::row::{
     Tau, VecMap,
 };
 use crate::element::{Element, VecOf};
-use crate::simd::exp::exp_base;
+use crate::simd::exp::{exp_base, pow2};
 use crate::simd::{FloatVec, Isa, Real};
 
 /// The options of a call, as the row kernels use them.
@@ -1182,9 +1182,8 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     let column = |j: usize| unsafe { V::<S, E>::load(isa, columns.add(j * lanes)) };
 
     // In: every tile of LANES rows × LANES columns, transposed (nothing written yet), and each
-    // row's maximum and NaN screen on the way.
+    // row's maximum on the way (`max` skips NaN: a NaN reaches the sums below instead).
     let mut max = splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY);
-    let mut nan = max.lt(max);
     for b in 0..K {
         if b < shape.k {
             let mut tile = [zero; BATCH_MAX];
@@ -1198,7 +1197,6 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
                 // SAFETY: off + c < n.
                 unsafe { v.store(columns.add((off + c) * lanes)) };
                 max = v.max(max);
-                nan = V::<S, E>::mask_or(nan, v.is_nan());
             }
         }
     }
@@ -1220,8 +1218,8 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     let neg_max = max.mul(minus_one);
     let ordinary = splat::<S, E>(isa, quick.bound).ge(max.max(neg_max));
     let mut floor = max.add(splat::<S, E>(isa, quick.step));
-    let mut special = V::<S, E>::mask_bits(nan);
-    let unusual = !V::<S, E>::mask_bits(ordinary) & !special & ((1u32 << count) - 1);
+    let mut special = 0u32;
+    let unusual = !V::<S, E>::mask_bits(ordinary) & ((1u32 << count) - 1);
     if unusual != 0 {
         let mut floors = [<E::Real as Real>::ZERO; BATCH_MAX];
         // SAFETY: BATCH_MAX ≥ LANES.
@@ -1240,7 +1238,7 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         // SAFETY: as above.
         floor = unsafe { V::<S, E>::load(isa, floors.as_ptr()) };
     }
-    let special = special & ((1u32 << count) - 1);
+    let mut special = special & ((1u32 << count) - 1);
     if special == (1u32 << count) - 1 {
         return special;
     }
@@ -1260,58 +1258,62 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         }
     }
 
-    // The exponentials, four columns per round (independent chains), kept for the gradient;
-    // per row the sum without the target (f32 over at most four columns, then f64, as the
-    // row-major kernels sum a lane), the target's own term and the first maximal column.
-    let term = row::ExpTerm::<S, E, SCALED, true>::per_lane(isa, max, neg_max, floor, &p.sc);
+    // The exponentials, relative to each row's reference: its maximum, or for unscaled f32
+    // rows (|M| < half the grid's limit, so that the base is one rounding of M·BASE_GRID) the
+    // base c ≈ M on the grid of `exp_from_base`, whose argument needs no TwoSum (five fewer
+    // operations per vector), as on the general path.
+    let base_limit = <E::Real as Real>::BASE_LIMIT / 2.0;
+    let wanted = !special & ((1u32 << count) - 1);
+    let base_path = !SCALED
+        && <E::Real as Real>::MANTISSA_DIGITS == f32::MANTISSA_DIGITS
+        && V::<S, E>::mask_bits(max.max(neg_max).lt(splat::<S, E>(isa, real(base_limit)))) & wanted
+            == wanted;
     let want_grad = !rows[0].dst.is_null();
-    let mut s_others = [0.0f64; BATCH_MAX];
-    let mut e_target = [0.0f64; BATCH_MAX];
-    let mut target = zero;
-    let mut target_logit = zero;
-    let mut first_max = splat::<S, E>(isa, real(n as f64));
-    let n_v = splat::<S, E>(isa, real(n as f64));
-    let four = splat::<S, E>(isa, real(4.0));
-    let mut col = [zero; 4];
-    for (q, c) in col.iter_mut().enumerate() {
-        *c = splat::<S, E>(isa, real(q as f64));
+    let sums = if base_path {
+        // c = round(M·GRID)/GRID: M·GRID is exact and below 2^(p−2), where adding and
+        // subtracting 1.5·2^(p−1) rounds it to an integer.
+        let grid = splat::<S, E>(isa, real(<E::Real as Real>::BASE_GRID));
+        let digits = <E::Real as Real>::MANTISSA_DIGITS as i32;
+        let round = splat::<S, E>(isa, real(1.5 * pow2::<f64>(digits - 1)));
+        let c = max
+            .mul(grid)
+            .add(round)
+            .sub(round)
+            .mul(splat::<S, E>(isa, real(1.0 / <E::Real as Real>::BASE_GRID)));
+        let floor = c.add(splat::<S, E>(isa, row::base_floor_arg::<E::Real>()));
+        let term = BaseTerm::<S, E>::per_lane(isa, floor, c);
+        // SAFETY: forwarded (the columns were written above, up to `padded`).
+        let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, t_v, max, want_grad) };
+        (sums, c)
+    } else {
+        let term = row::ExpTerm::<S, E, SCALED, true>::per_lane(isa, max, neg_max, floor, &p.sc);
+        // SAFETY: as above.
+        let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, t_v, max, want_grad) };
+        (sums, max)
+    };
+    let (
+        ColumnSums {
+            mut s_others,
+            mut e_target,
+            first_max,
+            target_logit,
+            nan,
+        },
+        reference,
+    ) = sums;
+    // A NaN anywhere in a row reached its sums: such rows take the general path.
+    special |= nan & ((1u32 << count) - 1);
+    if special == (1u32 << count) - 1 {
+        return special;
     }
-    let mut j = 0;
-    while j < padded {
-        let v = [column(j), column(j + 1), column(j + 2), column(j + 3)];
-        let e = term.apply_quad(v);
-        let mut others = [zero; 4];
-        for q in 0..4 {
-            if want_grad {
-                // SAFETY: j + q < padded.
-                unsafe { e[q].store(columns.add((j + q) * lanes)) };
-            }
-            let at_t = col[q].eq(t_v);
-            others[q] = V::<S, E>::select(at_t, zero, e[q]);
-            target = V::<S, E>::select(at_t, e[q], target);
-            target_logit = V::<S, E>::select(at_t, v[q], target_logit);
-            first_max = V::<S, E>::select(v[q].eq(max), col[q], first_max).min(first_max);
-        }
-        if j + 4 > n {
-            for q in 0..4 {
-                others[q] = others[q].and_mask(col[q].lt(n_v));
-            }
-        }
-        others[0]
-            .add(others[1])
-            .add(others[2].add(others[3]))
-            .add_lanes_f64(&mut s_others);
-        for c in &mut col {
-            *c = c.add(four);
-        }
-        j += 4;
-    }
-    target.add_lanes_f64(&mut e_target);
 
     // The per-row scalar steps, as f64 vectors across the batch's rows.
     let tau = p.sc.tau;
     let mut mf = [0.0f64; BATCH_MAX];
     max.add_lanes_f64(&mut mf);
+    // The reference of the terms (mf itself off the base path).
+    let mut rf = [0.0f64; BATCH_MAX];
+    reference.add_lanes_f64(&mut rf);
     let unscale = S::F64::splat(isa, unscale::<E>());
     rows_f64!(isa, lanes, [s_others] => s_others, s_others.mul(unscale));
     rows_f64!(isa, lanes, [e_target] => e_target, e_target.mul(unscale));
@@ -1333,9 +1335,14 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         let mut nll = [0.0f64; BATCH_MAX];
         let mut ln_s = [0.0f64; BATCH_MAX];
         if <E::Real as Real>::MANTISSA_DIGITS == f32::MANTISSA_DIGITS {
-            batch_nll_f32(
-                isa, lanes, &s_others, &e_target, &mf, &x_target, tau.inv, &mut nll, &mut ln_s,
-            );
+            let sums = NllSums {
+                s_others: &s_others,
+                e_target: &e_target,
+                max: &mf,
+                reference: &rf,
+                x_target: &x_target,
+            };
+            batch_nll_f32(isa, lanes, sums, tau.inv, &mut nll, &mut ln_s);
         } else {
             for r in 0..count {
                 let (s_o, e_t, xt) = (s_others[r], e_target[r], x_target[r]);
@@ -1350,11 +1357,13 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
                 };
             }
         }
-        rows_f64!(isa, lanes, [mf, ln_s] => lse, mf.mul(inv).add(ln_s));
+        rows_f64!(isa, lanes, [rf, ln_s] => lse, rf.mul(inv).add(ln_s));
         rows_f64!(isa, lanes, [wt, nll] => out.ce, coeff_mul_vec(ce_coeff.mul(wt), nll, zero64));
         if p.eps > 0.0 {
             for r in 0..count {
-                out.ce[r] += smoothing_term(gaps[r], p, n, ln_s[r]);
+                // ln S relative to the maximum, as the gaps are.
+                let ln_s_max = ln_s[r] + (rf[r] - mf[r]) * tau.inv;
+                out.ce[r] += smoothing_term(gaps[r], p, n, ln_s_max);
             }
         }
         let z_coeff = S::F64::splat(isa, p.z);
@@ -1372,7 +1381,7 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     // The gradient from lse: p_j = e_j · e^(M/τ − lse), as the general path and `backward`
     // compute it (the factor's exponential for the whole batch at once).
     let mut factor = [0.0f64; BATCH_MAX];
-    rows_f64!(isa, lanes, [mf, lse] => factor, mf.mul(inv).sub(lse));
+    rows_f64!(isa, lanes, [rf, lse] => factor, rf.mul(inv).sub(lse));
     for r in 0..lanes {
         if lse_is_coarse(lse[r]) {
             // ln S from the row's sums, which lse no longer carries (see `LSE_COARSE`).
@@ -1456,6 +1465,96 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     special
 }
 
+/// What one pass over a small batch's columns gathers, per row (lane).
+struct ColumnSums<V> {
+    /// Σ_{j≠t} e_j, widened to f64 after every four columns.
+    s_others: [f64; BATCH_MAX],
+    e_target: [f64; BATCH_MAX],
+    /// The first column equal to the row's maximum (n where none is).
+    first_max: V,
+    target_logit: V,
+    /// Bit i: row i's sums are NaN (a NaN entry).
+    nan: u32,
+}
+
+/// The exponentials of a small batch's columns (`columns`: column j at j·LANES, padded with
+/// −inf up to a multiple of four), four columns per round (independent chains), kept in place
+/// for the gradient when `keep`; per row the sum without the target (f32 over at most four
+/// columns, then f64, as the row-major kernels sum a lane), the target's own term, its logit
+/// and the first maximal column.
+///
+/// # Safety
+/// `columns` valid for reading and writing `n.next_multiple_of(4)` columns of LANES values.
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+unsafe fn column_sums<S: Isa, E: Element, T: VecMap<VecOf<S, E>>>(
+    isa: S,
+    term: &T,
+    columns: *mut E::Real,
+    n: usize,
+    t_v: VecOf<S, E>,
+    max: VecOf<S, E>,
+    keep: bool,
+) -> ColumnSums<VecOf<S, E>> {
+    type V<S, E> = VecOf<S, E>;
+    let lanes = V::<S, E>::LANES;
+    let real = <E::Real as Real>::from_f64;
+    let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
+    let padded = n.next_multiple_of(4);
+    // SAFETY (all accesses to `columns`): j < padded.
+    let column = |j: usize| unsafe { V::<S, E>::load(isa, columns.add(j * lanes)) };
+    let mut s_others = [0.0f64; BATCH_MAX];
+    let mut e_target = [0.0f64; BATCH_MAX];
+    let mut target = zero;
+    let mut target_logit = zero;
+    // Every term once more, in f32: NaN there exactly where a row holds one (the terms are
+    // finite and ≥ 0 otherwise, so the sum cannot be inf − inf).
+    let mut probe = zero;
+    let mut first_max = splat::<S, E>(isa, real(n as f64));
+    let n_v = splat::<S, E>(isa, real(n as f64));
+    let four = splat::<S, E>(isa, real(4.0));
+    let mut col = [zero; 4];
+    for (q, c) in col.iter_mut().enumerate() {
+        *c = splat::<S, E>(isa, real(q as f64));
+    }
+    let mut j = 0;
+    while j < padded {
+        let v = [column(j), column(j + 1), column(j + 2), column(j + 3)];
+        let e = term.apply_quad(v);
+        let mut others = [zero; 4];
+        for q in 0..4 {
+            if keep {
+                // SAFETY: j + q < padded.
+                unsafe { e[q].store(columns.add((j + q) * lanes)) };
+            }
+            let at_t = col[q].eq(t_v);
+            others[q] = V::<S, E>::select(at_t, zero, e[q]);
+            target = V::<S, E>::select(at_t, e[q], target);
+            target_logit = V::<S, E>::select(at_t, v[q], target_logit);
+            first_max = V::<S, E>::select(v[q].eq(max), col[q], first_max).min(first_max);
+        }
+        if j + 4 > n {
+            for q in 0..4 {
+                others[q] = others[q].and_mask(col[q].lt(n_v));
+            }
+        }
+        let quad = others[0].add(others[1]).add(others[2].add(others[3]));
+        probe = probe.add(quad);
+        quad.add_lanes_f64(&mut s_others);
+        for c in &mut col {
+            *c = c.add(four);
+        }
+        j += 4;
+    }
+    target.add_lanes_f64(&mut e_target);
+    ColumnSums {
+        s_others,
+        e_target,
+        first_max,
+        target_logit,
+        nan: V::<S, E>::mask_bits(probe.add(target).is_nan()),
+    }
+}
+
 /// The forward results of a small batch, one entry per row.
 #[derive(Copy, Clone, Default)]
 pub(crate) struct BatchForward {
@@ -1473,18 +1572,27 @@ fn coeff_mul_vec<V: FloatVec>(a: V, b: V, zero: V) -> V {
     V::select(a.eq(zero), zero, a.mul(b))
 }
 
-/// −ln p_t and ln S for a batch of f32-precision rows, `S::F64::LANES` rows per vector:
-/// −ln p_t = ln(1 + S_other) when the target is the maximum (e_t = 1; accurate as p_t → 1),
-/// else (M − x_t)/τ + ln S (then p_t ≤ 1/2: no cancellation).
-#[allow(clippy::too_many_arguments)]
+/// The per-row sums `batch_nll_f32` takes (f64, one entry per row): the terms are
+/// e^((x − reference)/τ), so that e_target = 1 where the target is the maximum and the
+/// reference the maximum itself, and close to 1 where the reference is a base c ≈ M.
+struct NllSums<'a> {
+    s_others: &'a [f64],
+    e_target: &'a [f64],
+    max: &'a [f64],
+    reference: &'a [f64],
+    x_target: &'a [f64],
+}
+
+/// −ln p_t and ln S (S relative to the reference) for a batch of f32-precision rows,
+/// `S::F64::LANES` rows per vector. Where the target is the maximum, −ln p_t =
+/// ln(1 + u) with u = S_other / e_t (accurate as p_t → 1) and ln S = (x_t − reference)/τ +
+/// ln(1 + u); otherwise (p_t ≤ 1/2: no cancellation) ln S = ln(S_other + e_t) and
+/// −ln p_t = (reference − x_t)/τ + ln S. One logarithm per row: of 1 + u or of S.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 fn batch_nll_f32<S: Isa>(
     isa: S,
     rows: usize,
-    s_others: &[f64],
-    e_target: &[f64],
-    max: &[f64],
-    x_target: &[f64],
+    sums: NllSums<'_>,
     inv_tau: f64,
     nll: &mut [f64],
     ln_s: &mut [f64],
@@ -1496,18 +1604,24 @@ fn batch_nll_f32<S: Isa>(
     while i + w <= rows {
         // SAFETY: i + w ≤ rows ≤ every slice's length.
         unsafe {
-            let s_o = S::F64::load(isa, s_others.as_ptr().add(i));
-            let e_t = S::F64::load(isa, e_target.as_ptr().add(i));
-            let m = S::F64::load(isa, max.as_ptr().add(i));
-            let xt = S::F64::load(isa, x_target.as_ptr().add(i));
+            let s_o = S::F64::load(isa, sums.s_others.as_ptr().add(i));
+            let e_t = S::F64::load(isa, sums.e_target.as_ptr().add(i));
+            let m = S::F64::load(isa, sums.max.as_ptr().add(i));
+            let c = S::F64::load(isa, sums.reference.as_ptr().add(i));
+            let xt = S::F64::load(isa, sums.x_target.as_ptr().add(i));
+            let at_max = xt.eq(m);
+            let u = s_o.div(e_t);
+            let w1 = one.add(u);
             let s = s_o.add(e_t);
-            let l = crate::simd::log::ln_at_least_one(isa, s);
+            // Both arguments are at least e^-(1/1024) (the target's term, or the maximum's).
+            let l = crate::simd::log::ln_at_least_half(isa, S::F64::select(at_max, w1, s));
             // ln(1 + u) = ln(w) · u / (w − 1) with w = 1 + u rounded: exact to the log's
             // accuracy even where u is below w's rounding (and u itself where w = 1).
-            let log1p = S::F64::select(s.eq(one), s_o, l.mul(s_o).div(s.sub(one)));
-            let gap_form = m.sub(xt).mul_add(inv, l);
-            S::F64::select(xt.eq(m), log1p, gap_form).store(nll.as_mut_ptr().add(i));
-            l.store(ln_s.as_mut_ptr().add(i));
+            let log1p = S::F64::select(w1.eq(one), u, l.mul(u).div(w1.sub(one)));
+            let gap_form = c.sub(xt).mul_add(inv, l);
+            S::F64::select(at_max, log1p, gap_form).store(nll.as_mut_ptr().add(i));
+            S::F64::select(at_max, xt.sub(c).mul_add(inv, log1p), l)
+                .store(ln_s.as_mut_ptr().add(i));
         }
         i += w;
     }

@@ -657,6 +657,22 @@ impl<S: Isa, E: Element> BaseTerm<S, E> {
             base: splat::<S, E>(isa, base),
         }
     }
+
+    /// One base per lane (the lanes of a column-major batch are different rows), each on the
+    /// grid of `exp_base` with the floor `base + EXP_ZERO_SCALE_ARG` rounded to that grid
+    /// (see [`base_floor_arg`]).
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn per_lane(isa: S, floor: VecOf<S, E>, base: VecOf<S, E>) -> Self {
+        BaseTerm { isa, floor, base }
+    }
+}
+
+/// EXP_ZERO_SCALE_ARG rounded to the base grid: for a base c on the grid (|c| < BASE_LIMIT)
+/// c + this is exact, and an input clamped there reaches `exp_from_base` as the argument
+/// x − c = this exactly, which rounds n to −(EXP_BIAS + SCALE_SHIFT): the exact 0.
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) fn base_floor_arg<R: Real>() -> R {
+    R::from_f64((R::EXP_ZERO_SCALE_ARG.to_f64() * R::BASE_GRID).round() / R::BASE_GRID)
 }
 
 impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
