@@ -1258,6 +1258,13 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         }
     }
 
+    // The target's logit, before the pass below stores the terms over the columns.
+    let mut x_target = [0.0f64; BATCH_MAX];
+    for (r, (xt, row)) in x_target.iter_mut().zip(batch).enumerate() {
+        // SAFETY: t < n, r < LANES.
+        *xt = unsafe { *columns.add(row.t * lanes + r) }.to_f64();
+    }
+
     // The exponentials, relative to each row's reference: its maximum, or for unscaled f32
     // rows (|M| < half the grid's limit, so that the base is one rounding of M·BASE_GRID) the
     // base c ≈ M on the grid of `exp_from_base`, whose argument needs no TwoSum (five fewer
@@ -1283,25 +1290,34 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         let floor = c.add(splat::<S, E>(isa, row::base_floor_arg::<E::Real>()));
         let term = BaseTerm::<S, E>::per_lane(isa, floor, c);
         // SAFETY: forwarded (the columns were written above, up to `padded`).
-        let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, t_v, max, want_grad) };
+        let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, t_v, max) };
         (sums, c)
     } else {
         let term = row::ExpTerm::<S, E, SCALED, true>::per_lane(isa, max, neg_max, floor, &p.sc);
         // SAFETY: as above.
-        let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, t_v, max, want_grad) };
+        let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, t_v, max) };
         (sums, max)
     };
     let (
         ColumnSums {
             mut s_others,
-            mut e_target,
             first_max,
-            target_logit,
             nan,
         },
         reference,
     ) = sums;
-    // A NaN anywhere in a row reached its sums: such rows take the general path.
+    // The target's term, from where the pass stored it (no select per column).
+    let mut e_target = [0.0f64; BATCH_MAX];
+    let mut nan = nan;
+    for (r, (e_t, row)) in e_target.iter_mut().zip(batch).enumerate() {
+        // SAFETY: t < n, r < LANES.
+        *e_t = unsafe { *columns.add(row.t * lanes + r) }.to_f64();
+        if e_t.is_nan() {
+            nan |= 1 << r;
+        }
+    }
+    // A NaN anywhere in a row reached its sums or its target's term: such rows take the
+    // general path.
     special |= nan & ((1u32 << count) - 1);
     if special == (1u32 << count) - 1 {
         return special;
@@ -1317,8 +1333,6 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     let unscale = S::F64::splat(isa, unscale::<E>());
     rows_f64!(isa, lanes, [s_others] => s_others, s_others.mul(unscale));
     rows_f64!(isa, lanes, [e_target] => e_target, e_target.mul(unscale));
-    let mut x_target = [0.0f64; BATCH_MAX];
-    target_logit.add_lanes_f64(&mut x_target);
     let mut wt = [1.0f64; BATCH_MAX];
     if let Some(w) = p.weights_f64 {
         for (wt, row) in wt.iter_mut().zip(batch) {
@@ -1469,19 +1483,18 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
 struct ColumnSums<V> {
     /// Σ_{j≠t} e_j, widened to f64 after every four columns.
     s_others: [f64; BATCH_MAX],
-    e_target: [f64; BATCH_MAX],
     /// The first column equal to the row's maximum (n where none is).
     first_max: V,
-    target_logit: V,
-    /// Bit i: row i's sums are NaN (a NaN entry).
+    /// Bit i: a NaN among row i's terms other than the target's.
     nan: u32,
 }
 
 /// The exponentials of a small batch's columns (`columns`: column j at j·LANES, padded with
-/// −inf up to a multiple of four), four columns per round (independent chains), kept in place
-/// for the gradient when `keep`; per row the sum without the target (f32 over at most four
-/// columns, then f64, as the row-major kernels sum a lane), the target's own term, its logit
-/// and the first maximal column.
+/// −inf up to a multiple of four), stored over them; per row the sum without the target (f32
+/// over four columns, then f64, as the row-major kernels sum a lane) and the first maximal
+/// column. Four columns per round (independent chains), from the last round to the first, so
+/// that a plain select leaves the first maximal column; the loop carries few vectors (the
+/// register file holds the exponential's constants too).
 ///
 /// # Safety
 /// `columns` valid for reading and writing `n.next_multiple_of(4)` columns of LANES values.
@@ -1493,65 +1506,46 @@ unsafe fn column_sums<S: Isa, E: Element, T: VecMap<VecOf<S, E>>>(
     n: usize,
     t_v: VecOf<S, E>,
     max: VecOf<S, E>,
-    keep: bool,
 ) -> ColumnSums<VecOf<S, E>> {
     type V<S, E> = VecOf<S, E>;
     let lanes = V::<S, E>::LANES;
     let real = <E::Real as Real>::from_f64;
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
+    let one = splat::<S, E>(isa, real(1.0));
     let padded = n.next_multiple_of(4);
     // SAFETY (all accesses to `columns`): j < padded.
     let column = |j: usize| unsafe { V::<S, E>::load(isa, columns.add(j * lanes)) };
     let mut s_others = [0.0f64; BATCH_MAX];
-    let mut e_target = [0.0f64; BATCH_MAX];
-    let mut target = zero;
-    let mut target_logit = zero;
-    // Every term once more, in f32: NaN there exactly where a row holds one (the terms are
-    // finite and ≥ 0 otherwise, so the sum cannot be inf − inf).
+    // Every term but the target's once more, in f32: NaN there exactly where such a term is
+    // (they are finite and ≥ 0 otherwise, so the sum cannot be inf − inf).
     let mut probe = zero;
     let mut first_max = splat::<S, E>(isa, real(n as f64));
-    let n_v = splat::<S, E>(isa, real(n as f64));
-    let four = splat::<S, E>(isa, real(4.0));
-    let mut col = [zero; 4];
-    for (q, c) in col.iter_mut().enumerate() {
-        *c = splat::<S, E>(isa, real(q as f64));
-    }
-    let mut j = 0;
-    while j < padded {
+    // The index of the column at hand, counting down.
+    let mut col = splat::<S, E>(isa, real(padded as f64));
+    let mut j = padded;
+    while j > 0 {
+        j -= 4;
         let v = [column(j), column(j + 1), column(j + 2), column(j + 3)];
         let e = term.apply_quad(v);
         let mut others = [zero; 4];
-        for q in 0..4 {
-            if keep {
-                // SAFETY: j + q < padded.
-                unsafe { e[q].store(columns.add((j + q) * lanes)) };
+        for q in (0..4).rev() {
+            col = col.sub(one);
+            // SAFETY: j + q < padded.
+            unsafe { e[q].store(columns.add((j + q) * lanes)) };
+            // Padding columns (−inf, hence exact zeros) count for nothing.
+            if j + q < n {
+                others[q] = V::<S, E>::select(col.eq(t_v), zero, e[q]);
             }
-            let at_t = col[q].eq(t_v);
-            others[q] = V::<S, E>::select(at_t, zero, e[q]);
-            target = V::<S, E>::select(at_t, e[q], target);
-            target_logit = V::<S, E>::select(at_t, v[q], target_logit);
-            first_max = V::<S, E>::select(v[q].eq(max), col[q], first_max).min(first_max);
-        }
-        if j + 4 > n {
-            for q in 0..4 {
-                others[q] = others[q].and_mask(col[q].lt(n_v));
-            }
+            first_max = V::<S, E>::select(v[q].eq(max), col, first_max);
         }
         let quad = others[0].add(others[1]).add(others[2].add(others[3]));
         probe = probe.add(quad);
         quad.add_lanes_f64(&mut s_others);
-        for c in &mut col {
-            *c = c.add(four);
-        }
-        j += 4;
     }
-    target.add_lanes_f64(&mut e_target);
     ColumnSums {
         s_others,
-        e_target,
         first_max,
-        target_logit,
-        nan: V::<S, E>::mask_bits(probe.add(target).is_nan()),
+        nan: V::<S, E>::mask_bits(probe.is_nan()),
     }
 }
 
