@@ -1258,12 +1258,17 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         }
     }
 
-    // The target's logit, before the pass below stores the terms over the columns.
-    let mut x_target = [0.0f64; BATCH_MAX];
-    for (r, (xt, row)) in x_target.iter_mut().zip(batch).enumerate() {
-        // SAFETY: t < n, r < LANES.
-        *xt = unsafe { *columns.add(row.t * lanes + r) }.to_f64();
-    }
+    // Each row's entry in its target's column: the logit before the pass below stores the
+    // terms over the columns, the target's term after it (no select per column).
+    let at_targets = || {
+        let mut entries = [0.0f64; BATCH_MAX];
+        for (r, (entry, row)) in entries.iter_mut().zip(batch).enumerate() {
+            // SAFETY: t < n, r < LANES.
+            *entry = unsafe { *columns.add(row.t * lanes + r) }.to_f64();
+        }
+        entries
+    };
+    let x_target = at_targets();
 
     // The exponentials, relative to each row's reference: its maximum, or for unscaled f32
     // rows (|M| < half the grid's limit, so that the base is one rounding of M·BASE_GRID) the
@@ -1302,16 +1307,12 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         ColumnSums {
             mut s_others,
             first_max,
-            nan,
+            mut nan,
         },
         reference,
     ) = sums;
-    // The target's term, from where the pass stored it (no select per column).
-    let mut e_target = [0.0f64; BATCH_MAX];
-    let mut nan = nan;
-    for (r, (e_t, row)) in e_target.iter_mut().zip(batch).enumerate() {
-        // SAFETY: t < n, r < LANES.
-        *e_t = unsafe { *columns.add(row.t * lanes + r) }.to_f64();
+    let mut e_target = at_targets();
+    for (r, e_t) in e_target.iter().enumerate() {
         if e_t.is_nan() {
             nan |= 1 << r;
         }
