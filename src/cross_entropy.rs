@@ -16,7 +16,8 @@
 
 use crate::element::{Element, VecOf};
 use crate::kernels::ce::{self, CeParams, RowForward};
-use crate::kernels::row::{Scale, SMALL_VECTORS};
+use crate::kernels::row::{Scale, Stats, SEGMENT, SMALL_VECTORS};
+use crate::kernels::SegmentStats;
 use crate::parallel::{self, SendPtr};
 use crate::simd::{FloatVec, Isa, Kernel, Real};
 use crate::Error;
@@ -534,6 +535,64 @@ impl<E: Element> Call<'_, E> {
             eps: self.opts.label_smoothing,
             z: self.opts.z_loss,
         };
+        let lse = if forward {
+            out.lse.as_mut_ptr()
+        } else {
+            saved_lse.map_or(core::ptr::null_mut(), |s| s.as_ptr() as *mut f64)
+        };
+        let path = crate::simd::current();
+        let threads = parallel::threads();
+        let shared = CallRows::<E> {
+            path,
+            x,
+            grad,
+            forward,
+            lse,
+            loss: out.row_losses.as_mut_ptr(),
+            z: out.row_z_losses.as_mut_ptr(),
+            g_scalar,
+            g_rows,
+            p,
+        };
+        let correct = if threads > 1
+            && rows < 2 * threads
+            && self.cols >= 2 * SEGMENT
+            && self.opts.softcap.is_none()
+            && !ce::takes_cached_path::<E>(self.cols, &p)
+        {
+            // A few huge rows: each split into segments across the threads.
+            (0..rows).map(|r| shared.row(self, r)).sum()
+        } else {
+            self.row_tasks(shared)
+        };
+        if !forward {
+            return;
+        }
+        // A fixed order: the reduced loss does not depend on the thread count.
+        let total: f64 = out.row_losses.iter().sum();
+        let z_total: f64 = out.row_z_losses.iter().sum();
+        out.loss = total * factor;
+        out.z_loss = z_total * factor;
+        out.valid_rows = self.valid_rows;
+        out.weight_sum = self.weight_sum;
+        out.correct = correct;
+    }
+
+    /// The rows grouped into tasks that run in parallel; returns the count of correct rows.
+    fn row_tasks(&self, h: CallRows<'_, E>) -> usize {
+        let CallRows {
+            path,
+            x,
+            grad,
+            forward,
+            lse,
+            loss,
+            z,
+            g_scalar,
+            g_rows,
+            p,
+        } = h;
+        let rows = self.rows;
         let identity = Scale::<f64>::new(1.0).expect("1 is a valid temperature");
         let p64 = CeParams {
             sc: identity,
@@ -542,18 +601,11 @@ impl<E: Element> Call<'_, E> {
         };
         let per_task = parallel::rows_per_task(self.cols, core::mem::size_of::<E>());
         let tasks = rows.div_ceil(per_task);
-        let lse_ptr = SendPtr(if forward {
-            out.lse.as_mut_ptr()
-        } else {
-            saved_lse.map_or(core::ptr::null_mut(), |s| s.as_ptr() as *mut f64)
-        });
-        let loss_ptr = SendPtr(out.row_losses.as_mut_ptr());
-        let z_ptr = SendPtr(out.row_z_losses.as_mut_ptr());
+        let (lse_ptr, loss_ptr, z_ptr) = (SendPtr(lse), SendPtr(loss), SendPtr(z));
         let (xp, gp) = (SendPtr(x as *mut E), SendPtr(grad));
-        let path = crate::simd::current();
         let fused = forward && !grad.is_null() && self.opts.softcap.is_none();
         let new_scratch = || RowScratch::<E>::new(self.cols, fused, self.opts.softcap.is_some());
-        let correct: usize = parallel::map_indices_with(tasks, new_scratch, |scratch, k| {
+        parallel::map_indices_with(tasks, new_scratch, |scratch, k| {
             let first = k * per_task;
             let n = per_task.min(rows - first);
             // Each task owns rows first..first + n of every buffer.
@@ -581,18 +633,189 @@ impl<E: Element> Call<'_, E> {
             E::run_ce_task(path, CeTask { job, scratch })
         })
         .into_iter()
-        .sum();
-        if !forward {
-            return;
+        .sum()
+    }
+}
+
+/// What every row of a call shares, and where its results go.
+#[derive(Copy, Clone)]
+struct CallRows<'a, E: Element> {
+    path: crate::simd::IsaPath,
+    x: *const E,
+    /// Null when no gradient is wanted.
+    grad: *mut E,
+    /// Forward: write lse / loss / z; otherwise read lse (saved).
+    forward: bool,
+    lse: *mut f64,
+    loss: *mut f64,
+    z: *mut f64,
+    g_scalar: f64,
+    g_rows: Option<&'a [f64]>,
+    p: CeParams<'a, E::Real>,
+}
+
+impl<E: Element> CallRows<'_, E> {
+    /// Row `r` of a call whose few rows are huge, each pass split into `SEGMENT`s that run in
+    /// parallel, with the same results as the row-by-row kernels (`CeJob::general_row`): the
+    /// forward takes the segments' statistics of the two stretches around the target and merges
+    /// them in order, as `row::row_stats` does, and the gradient sums the segments' shares in
+    /// order, as `ce::row_gradient` does. Returns 1 when the target is the row's first maximum.
+    fn row(&self, call: &Call<'_, E>, r: usize) -> usize {
+        let cols = call.cols;
+        let t = call.targets[r];
+        let src = self.x.wrapping_add(r * cols);
+        let dst = if self.grad.is_null() {
+            self.grad
+        } else {
+            self.grad.wrapping_add(r * cols)
+        };
+        let g = self.g_scalar * self.g_rows.map_or(1.0, |g| g[r]);
+        let part = |step: PartStep| {
+            E::run_ce_row_part(
+                self.path,
+                CeRowPart {
+                    src,
+                    dst,
+                    cols,
+                    t,
+                    p: self.p,
+                    step,
+                },
+            )
+        };
+        let mut correct = 0;
+        let lse = if self.forward {
+            let f = if t == IGNORED {
+                let st = self.stats(src, cols);
+                RowForward {
+                    lse: st.logsumexp(self.p.sc.tau.inv),
+                    ..RowForward::default()
+                }
+            } else {
+                let left = self.stats(src, t);
+                let right = self.stats(src.wrapping_add(t + 1), cols - t - 1);
+                part(PartStep::Forward { left, right }).0
+            };
+            // SAFETY: lse / loss / z hold `rows` entries (the caller's buffers), r < rows.
+            unsafe {
+                *self.lse.add(r) = f.lse;
+                *self.loss.add(r) = f.loss;
+                *self.z.add(r) = f.z;
+            }
+            correct += usize::from(f.correct);
+            f.lse
+        } else {
+            // SAFETY: as above (the saved lse).
+            unsafe { *self.lse.add(r) }
+        };
+        if self.grad.is_null() {
+            return correct;
         }
-        // A fixed order: the reduced loss does not depend on the thread count.
-        let total: f64 = out.row_losses.iter().sum();
-        let z_total: f64 = out.row_z_losses.iter().sum();
-        out.loss = total * factor;
-        out.z_loss = z_total * factor;
-        out.valid_rows = self.valid_rows;
-        out.weight_sum = self.weight_sum;
-        out.correct = correct;
+        if t == IGNORED {
+            // SAFETY: row r of grad is valid for cols writes.
+            unsafe { core::ptr::write_bytes(dst, 0, cols) };
+        } else if ce::gradient_splits::<E>(cols, lse, &self.p) {
+            let (srcp, dstp) = (SendPtr(src as *mut E), SendPtr(dst));
+            let p = self.p;
+            let path = self.path;
+            let shares = parallel::map_indices(cols.div_ceil(SEGMENT), |k| {
+                // Each task writes its own segment (the target's entry is written last).
+                E::run_ce_row_part(
+                    path,
+                    CeRowPart {
+                        src: srcp.get(),
+                        dst: dstp.get(),
+                        cols,
+                        t,
+                        p,
+                        step: PartStep::Gradient { k, lse, g },
+                    },
+                )
+                .1
+            });
+            let others = shares.into_iter().fold(0.0, |acc, s| acc + s);
+            part(PartStep::Finish { others, lse, g });
+        } else {
+            part(PartStep::Gradient {
+                k: usize::MAX,
+                lse,
+                g,
+            });
+        }
+        correct
+    }
+
+    /// The statistics of `n` entries at `src`: their segments' in parallel, merged in order.
+    fn stats(&self, src: *const E, n: usize) -> Stats {
+        let srcp = SendPtr(src as *mut E);
+        let (path, sc) = (self.path, self.p.sc);
+        parallel::map_indices(n.div_ceil(SEGMENT), |k| {
+            let start = k * SEGMENT;
+            E::run_segment_stats(
+                path,
+                SegmentStats::new(srcp.get().wrapping_add(start), SEGMENT.min(n - start), sc),
+            )
+        })
+        .into_iter()
+        .fold(Stats::EMPTY, |acc, s| acc.merge(s, sc.tau))
+    }
+}
+
+/// One step of a huge row's cross-entropy ([`CallRows::row`]).
+#[derive(Copy, Clone)]
+enum PartStep {
+    /// The forward results, from the statistics of the stretches around the target.
+    Forward { left: Stats, right: Stats },
+    /// The gradient entries of segment `k`; `usize::MAX`: the whole row (`ce::row_gradient`).
+    Gradient { k: usize, lse: f64, g: f64 },
+    /// The target's gradient entry from the segments' shares summed in order.
+    Finish { others: f64, lse: f64, g: f64 },
+}
+
+/// One step of one huge row, on the dispatched path.
+pub struct CeRowPart<'a, E: Element> {
+    src: *const E,
+    dst: *mut E,
+    cols: usize,
+    t: usize,
+    p: CeParams<'a, E::Real>,
+    step: PartStep,
+}
+
+impl<E: Element> Kernel for CeRowPart<'_, E> {
+    /// The forward results (`Forward`), or a segment's share of the gradient's sum.
+    type Output = (RowForward, f64);
+
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn run<S: Isa>(self, isa: S) -> (RowForward, f64) {
+        let (src, dst, n, t, p) = (self.src, self.dst, self.cols, self.t, &self.p);
+        // SAFETY: `CallRows::row` passes one row of the call's buffers (`cols` entries, the
+        // gradient equal to or disjoint from the logits), t < cols, and runs the gradient
+        // steps of different segments (disjoint writes) before the finishing step.
+        unsafe {
+            match self.step {
+                PartStep::Forward { left, right } => {
+                    let x = core::slice::from_raw_parts(src, n);
+                    (ce::forward_from_stretches(isa, x, t, left, right, p), 0.0)
+                }
+                PartStep::Gradient {
+                    k: usize::MAX,
+                    lse,
+                    g,
+                } => {
+                    ce::row_gradient(isa, src, dst, n, t, lse, g, p);
+                    (RowForward::default(), 0.0)
+                }
+                PartStep::Gradient { k, lse, g } => {
+                    let share = ce::segment_gradient(isa, src, dst, n, t, k, lse, g, p);
+                    (RowForward::default(), share)
+                }
+                PartStep::Finish { others, lse, g } => {
+                    ce::finish_gradient(isa, src, dst, n, t, others, lse, g, p);
+                    (RowForward::default(), 0.0)
+                }
+            }
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //! from that precision. The kernels are written once against this trait, so a new storage type
 //! only has to say how it loads and stores.
 
-use crate::cross_entropy::CeTask;
+use crate::cross_entropy::{CeRowPart, CeTask};
+use crate::kernels::ce::RowForward;
 use crate::kernels::row::Stats;
 use crate::kernels::{ExpTask, FirstIndexTask, MaxTask, RowsTask, SegmentStats, SegmentWrite};
 use crate::simd::{FloatVec, Isa, IsaPath, Real};
@@ -114,6 +115,8 @@ pub trait Element:
     fn run_first_index_task(path: IsaPath, task: FirstIndexTask<'_, Self>) -> Option<usize>;
     #[doc(hidden)]
     fn run_ce_task(path: IsaPath, task: CeTask<'_, Self>) -> usize;
+    #[doc(hidden)]
+    fn run_ce_row_part(path: IsaPath, task: CeRowPart<'_, Self>) -> (RowForward, f64);
 }
 
 /// The bodies of [`Element`]'s `run_*` methods: each enters the dispatcher with a task of the
@@ -133,6 +136,7 @@ macro_rules! kernel_instances {
             run_max_task(MaxTask<'_, Self>) -> (Self::Real, bool);
             run_first_index_task(FirstIndexTask<'_, Self>) -> Option<usize>;
             run_ce_task(CeTask<'_, Self>) -> usize;
+            run_ce_row_part(CeRowPart<'_, Self>) -> (RowForward, f64);
         }
     };
     ($($name:ident($task:ty) $(-> $out:ty)?;)*) => {

@@ -624,6 +624,7 @@ pub fn check_cross_entropy<E: Element>(
     assert_eq!(out.valid_rows, valid);
     assert_eq!(out.correct, correct, "correct-prediction count");
     let t_of = |r: usize| targets[r] as usize;
+    let w_total: f64 = weights.map_or(cols as f64, |w| w.iter().sum());
     for (r, want) in want_rows.iter().enumerate() {
         let g = factor * factor_rows[r];
         for c in 0..cols {
@@ -644,7 +645,6 @@ pub fn check_cross_entropy<E: Element>(
             let wj = weights.map_or(1.0, |w| w[c]);
             let wt = weights.map_or(1.0, |w| w[t.min(cols - 1)]);
             let smooth = case.label_smoothing / cols as f64;
-            let w_total: f64 = weights.map_or(cols as f64, |w| w.iter().sum());
             let a = (1.0 - case.label_smoothing) * wt
                 + smooth * w_total
                 + if case.z_loss > 0.0 && out.lse[r].is_finite() {

@@ -6,7 +6,9 @@
 //! * Few, huge rows: each row is cut into fixed segments (`kernels::row::SEGMENT` elements, the
 //!   same cut the serial code uses), the segments' (max, sum) statistics are computed in
 //!   parallel and merged **in segment order**, then the output pass runs over the segments in
-//!   parallel.
+//!   parallel. Cross-entropy does the same for rows off its cached path, the gradient pass
+//!   returning each segment's share of the sum the target's entry needs (`CallRows::row` in
+//!   `cross_entropy.rs`).
 //!
 //! Without the `rayon` feature every loop here runs serially, with the same chunking.
 

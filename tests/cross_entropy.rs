@@ -747,3 +747,52 @@ fn masked_classes_get_exactly_zero_gradient() {
         }
     });
 }
+
+/// One huge row's passes split into segments across threads (a few rows of more than two
+/// segments, off the cached path): the results against the oracle, with the options that
+/// change the passes (temperature, smoothing with weights, z-loss), a target in the first,
+/// a middle and the last segment.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "minutes at opt-level 0; CI runs it in release"
+)]
+fn huge_rows_split_across_threads_match_oracle() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let cases = [
+        CeCase {
+            temperature: 1.0,
+            ..CeCase::default()
+        },
+        CeCase {
+            temperature: 0.7,
+            label_smoothing: 0.1,
+            z_loss: 1e-4,
+            weights: Some((0..300_000).map(|j| 0.5 + (j % 5) as f64 * 0.25).collect()),
+            ..CeCase::default()
+        },
+    ];
+    pool.install(|| {
+        for case in &cases {
+            for (cols, targets) in [
+                (300_000, [5i64, 150_001, 299_999]),
+                (140_000, [0, 65_536, 139_999]),
+            ] {
+                let mut case = case.clone();
+                if let Some(w) = &mut case.weights {
+                    w.truncate(cols);
+                }
+                let x = logits(3 * cols, 0x5eed ^ cols as u64, 30.0);
+                if cols > 200_000 {
+                    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                    common::check_cross_entropy(&x32, cols, &targets, &case, None).unwrap();
+                } else {
+                    common::check_cross_entropy(&x, cols, &targets, &case, None).unwrap();
+                }
+            }
+        }
+    });
+}

@@ -23,6 +23,10 @@
 //! * **Gradient** (one more read and one write): from the row's log-sum-exp alone, so that
 //!   `backward(saved lse)` and the fused kernels run the same code and agree bitwise.
 //!
+//! Every pass sums Σ_{j≠t} e_j segment by segment (`row::SEGMENT` entries) and adds the
+//! segments' shares in order, so that one huge row's passes can run their segments on
+//! different threads ([`segment_gradient`], [`finish_gradient`]) with the serial results.
+//!
 //! In both, each gradient entry is g/τ · (A·p_j − B_j) (see `docs/semantics.md`), written as
 //! one fused multiply-add, and the target's entry −B_t (1 − p_t) + (A − B_t) p_t is formed from
 //! Σ_{j≠t} p_j, never 1 − p_t by cancellation. Label smoothing adds a cheap pass from cache:
@@ -102,7 +106,7 @@ fn scaled_gap_f64(m: f64, x: f64, inv_tau: f64) -> f64 {
 
 /// One row's forward results.
 #[derive(Copy, Clone, Debug, Default)]
-pub(crate) struct RowForward {
+pub struct RowForward {
     /// ce + z-loss.
     pub loss: f64,
     pub z: f64,
@@ -147,6 +151,23 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
     }
     let left = row::row_stats(isa, &x[..t], &p.sc);
     let right = row::row_stats(isa, &x[t + 1..], &p.sc);
+    forward_from_stretches(isa, x, t, left, right, p)
+}
+
+/// The forward results of a row on the blocked path from the statistics of its two stretches
+/// `[0, t)` and `(t, C)` (each the ordered merge of its segments' statistics, however they
+/// were computed: serially in [`row_forward`], or in parallel for one huge row).
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) fn forward_from_stretches<S: Isa, E: Element>(
+    isa: S,
+    x: &[E],
+    t: usize,
+    left: Stats,
+    right: Stats,
+    p: &CeParams<E::Real>,
+) -> RowForward {
+    let tau = p.sc.tau;
+    let n = x.len();
     let others = left.merge(right, tau);
     let xt = x[t].to_f64();
     let scan = RowScan {
@@ -375,7 +396,8 @@ impl SpecialRow {
 }
 
 /// The gradient of one row with target `t` and log-sum-exp `lse`, scaled by `g`, into `dst`
-/// (`src` itself or a disjoint buffer).
+/// (`src` itself or a disjoint buffer): [`segment_gradient`] over every segment in order, then
+/// [`finish_gradient`], as the parallel driver runs them for one huge row.
 ///
 /// # Safety
 /// `src` valid for reading and `dst` for writing `n` elements; equal or disjoint; `t < n`.
@@ -391,16 +413,112 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
     g: f64,
     p: &CeParams<E::Real>,
 ) {
+    // SAFETY: forwarded.
+    let Some(plan) = (unsafe { gradient_plan(isa, src, n, t, lse, g, p) }) else {
+        // SAFETY: forwarded.
+        return unsafe { special_gradient(src, dst, n, t, g, p) };
+    };
+    let weights = if p.eps > 0.0 { p.weights } else { None };
+    let mut others = 0.0;
+    for k in 0..n.div_ceil(row::SEGMENT) {
+        // SAFETY: forwarded; the target entry is written last, after its logit was read.
+        others += unsafe { segment_others::<S, E, E, GRAD>(&plan.map, src, dst, n, t, k, weights) };
+    }
+    // SAFETY: forwarded.
+    unsafe { write_target_entry(&plan, dst, t, others, p) };
+}
+
+/// The gradient entries of segment `k` (`row::SEGMENT` entries) of a row, all but the
+/// target's; returns their share of the sum that [`finish_gradient`] takes.
+///
+/// # Safety
+/// As [`row_gradient`]. The rows [`gradient_splits`] accepts read nothing outside the segment.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) unsafe fn segment_gradient<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    t: usize,
+    k: usize,
+    lse: f64,
+    g: f64,
+    p: &CeParams<E::Real>,
+) -> f64 {
+    // SAFETY: forwarded.
+    let Some(plan) = (unsafe { gradient_plan(isa, src, n, t, lse, g, p) }) else {
+        return 0.0; // `finish_gradient` writes the whole row.
+    };
+    let weights = if p.eps > 0.0 { p.weights } else { None };
+    // SAFETY: forwarded.
+    unsafe { segment_others::<S, E, E, GRAD>(&plan.map, src, dst, n, t, k, weights) }
+}
+
+/// The target's gradient entry from the segments' shares summed in order (or, for a row that
+/// is not regular, the whole row by the special-value rules).
+///
+/// # Safety
+/// As [`row_gradient`], after [`segment_gradient`] ran over every segment.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) unsafe fn finish_gradient<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    dst: *mut E,
+    n: usize,
+    t: usize,
+    others: f64,
+    lse: f64,
+    g: f64,
+    p: &CeParams<E::Real>,
+) {
+    // SAFETY: forwarded.
+    match unsafe { gradient_plan(isa, src, n, t, lse, g, p) } {
+        // SAFETY: forwarded.
+        Some(plan) => unsafe { write_target_entry(&plan, dst, t, others, p) },
+        // SAFETY: forwarded.
+        None => unsafe { special_gradient(src, dst, n, t, g, p) },
+    }
+}
+
+/// Whether one huge row's gradient may run as [`segment_gradient`] tasks in parallel: rows on
+/// the blocked path, where the plan reads nothing but the target's logit (the cached path and
+/// a coarse lse scan the whole row first).
+pub(crate) fn gradient_splits<E: Element>(n: usize, lse: f64, p: &CeParams<E::Real>) -> bool {
+    !takes_cached_path::<E>(n, p) && !lse_is_coarse(lse)
+}
+
+/// What a regular row's gradient passes need: the terms' map with the factors set, the
+/// factors, and the target's logit.
+struct GradPlan<S: Isa, E: Element> {
+    map: GradMap<S, E>,
+    f: GradFactors,
+    xt: f64,
+}
+
+/// The plan of a row's gradient, or `None` for a row that is not regular.
+///
+/// # Safety
+/// `src` valid for reading `n` elements; `t < n`.
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+unsafe fn gradient_plan<S: Isa, E: Element>(
+    isa: S,
+    src: *const E,
+    n: usize,
+    t: usize,
+    lse: f64,
+    g: f64,
+    p: &CeParams<E::Real>,
+) -> Option<GradPlan<S, E>> {
     // SAFETY: t < n.
     let xt = unsafe { *src.add(t) }.to_f64();
-    let weights = if p.eps > 0.0 { p.weights } else { None };
     let tau = p.sc.tau;
     let mut map = if takes_cached_path::<E>(n, p) || lse_is_coarse(lse) {
         // SAFETY: src is valid for n elements; the slice is dropped before any write.
         let scan = RowScan::new(isa, unsafe { core::slice::from_raw_parts(src, n) }, t);
         if !scan.regular(p) || !lse.is_finite() {
-            // SAFETY: forwarded.
-            return unsafe { special_gradient(src, dst, n, t, g, p) };
+            return None;
         }
         let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
         map.ahead = n;
@@ -408,8 +526,7 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
     } else {
         let m = <E::Real as Real>::from_f64(lse * tau.value);
         if !(lse.is_finite() && m.to_f64().is_finite()) || is_degenerate(m, &p.sc) {
-            // SAFETY: forwarded.
-            return unsafe { special_gradient(src, dst, n, t, g, p) };
+            return None;
         }
         // The terms relative to m ≈ lse·τ (≥ every logit).
         GradMap::<S, E>::new(isa, m, p)
@@ -422,11 +539,26 @@ pub(crate) unsafe fn row_gradient<S: Isa, E: Element>(
     };
     let f = GradFactors::new(&map, t, n, lse, g, p, coarse);
     map.set_factors(&f);
-    // SAFETY: t < n; the target entry is written last, after its logit was read above.
-    unsafe {
-        let others = others_sum::<S, E, E, GRAD>(&map, src, dst, n, t, weights) * f.shift;
-        *dst.add(t) = E::from_f64(f.target_entry(others, xt, tau.inv));
-    }
+    Some(GradPlan { map, f, xt })
+}
+
+/// Writes the target's entry from `others`, the row's Σ_{j≠t} e_j · 2^-SCALE_SHIFT before
+/// the factors (as [`segment_others`] sums it, segment by segment).
+///
+/// # Safety
+/// `dst` valid for writing entry `t`.
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+unsafe fn write_target_entry<S: Isa, E: Element>(
+    plan: &GradPlan<S, E>,
+    dst: *mut E,
+    t: usize,
+    others: f64,
+    p: &CeParams<E::Real>,
+) {
+    let others = others * unscale::<E>() * plan.f.shift;
+    let entry = plan.f.target_entry(others, plan.xt, p.sc.tau.inv);
+    // SAFETY: forwarded.
+    unsafe { *dst.add(t) = E::from_f64(entry) };
 }
 
 /// Softmax cross-entropy forward and gradient of one regular row in one exponential per entry
@@ -498,7 +630,7 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
 /// NaN), then the exponentials relative to that maximum from cache. Unscaled rows that fit in
 /// the L2 / L3 caches; scaled rows and longer ones keep the blocked online statistics.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-fn takes_cached_path<E: Element>(n: usize, p: &CeParams<E::Real>) -> bool {
+pub(crate) fn takes_cached_path<E: Element>(n: usize, p: &CeParams<E::Real>) -> bool {
     p.sc.is_identity() && n * core::mem::size_of::<E>() <= row::STORE_LIMIT_BYTES
 }
 
@@ -645,14 +777,9 @@ unsafe fn coarse_ln_sum<S: Isa, E: Element>(
     xt: f64,
     p: &CeParams<E::Real>,
 ) -> f64 {
-    let mut parts = [0.0; 2];
-    for (k, (start, end)) in [(0, t), (t + 1, n)].into_iter().enumerate() {
-        // SAFETY: the stretches lie inside the row; SUM writes nothing.
-        parts[k] = unsafe {
-            stretch_impl::<S, E, E, true, SUM>(map, src, core::ptr::null_mut(), start, end, None)
-        };
-    }
-    let s_others = (parts[0] + parts[1]) * unscale::<E>();
+    // SAFETY: forwarded; SUM writes nothing.
+    let s_others =
+        unsafe { others_sum::<S, E, E, SUM>(map, src, core::ptr::null_mut(), n, t, None) };
     ln_sum_from(s_others, xt, map.reference, p.sc.tau)
 }
 
@@ -740,9 +867,10 @@ const STORE: u8 = 1;
 /// ... stores each gradient entry α·e − β_j into `dst`.
 const GRAD: u8 = 2;
 
-/// Σ_{j≠t} e_j · 2^-SCALE_SHIFT over a row, in two stretches around the target, doing `MODE`.
-/// Every mode sums the same terms in the same order, so the forward pass, the fused pass and
-/// `backward` agree bitwise.
+/// Σ_{j≠t} e_j · 2^-SCALE_SHIFT over a row, doing `MODE`: the shares of its segments
+/// ([`segment_others`]) summed in order. Every mode sums the same terms in the same order, so
+/// the forward pass, the fused pass and `backward` agree bitwise, and so does one huge row's
+/// gradient run segment by segment in parallel.
 ///
 /// # Safety
 /// `src` valid for reading `n` elements; unless `MODE == SUM`, `dst` valid for writing them
@@ -756,14 +884,42 @@ unsafe fn others_sum<S: Isa, E: Element, D: Element<Real = E::Real>, const MODE:
     t: usize,
     weights: Option<&[E::Real]>,
 ) -> f64 {
+    let mut total = 0.0;
+    for k in 0..n.div_ceil(row::SEGMENT) {
+        // SAFETY: forwarded.
+        total += unsafe { segment_others::<S, E, D, MODE>(f, src, dst, n, t, k, weights) };
+    }
+    total * unscale::<E>()
+}
+
+/// Σ e_j (scaled by 2^SCALE_SHIFT) over segment `k` of a row (`row::SEGMENT` entries), the
+/// target left out, doing `MODE`: the stretches before and after the target.
+///
+/// # Safety
+/// As [`others_sum`].
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+unsafe fn segment_others<S: Isa, E: Element, D: Element<Real = E::Real>, const MODE: u8>(
+    f: &GradMap<S, E>,
+    src: *const E,
+    dst: *mut D,
+    n: usize,
+    t: usize,
+    k: usize,
+    weights: Option<&[E::Real]>,
+) -> f64 {
+    let (start, end) = (k * row::SEGMENT, ((k + 1) * row::SEGMENT).min(n));
     // One call site in a loop: the stretch is inlined (target features), and this keeps one
     // copy of it per mode.
     let mut parts = [0.0; 2];
-    for (k, (start, end)) in [(0, t), (t + 1, n)].into_iter().enumerate() {
-        // SAFETY: forwarded; the stretches lie inside the row.
-        parts[k] = unsafe { stretch::<S, E, D, MODE>(f, src, dst, start, end, weights) };
+    let stretches = [
+        (start, end.min(t).max(start)),
+        ((t + 1).max(start).min(end), end),
+    ];
+    for (k, (a, b)) in stretches.into_iter().enumerate() {
+        // SAFETY: forwarded; the stretches lie inside the segment.
+        parts[k] = unsafe { stretch::<S, E, D, MODE>(f, src, dst, a, b, weights) };
     }
-    (parts[0] + parts[1]) * unscale::<E>()
+    parts[0] + parts[1]
 }
 
 /// # Safety

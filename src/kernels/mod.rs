@@ -137,6 +137,13 @@ pub struct SegmentStats<E: Element> {
     sc: Scale<E::Real>,
 }
 
+impl<E: Element> SegmentStats<E> {
+    /// The statistics of the `n` elements at `src` (one segment or less).
+    pub(crate) fn new(src: *const E, n: usize, sc: Scale<E::Real>) -> Self {
+        SegmentStats { src, n, sc }
+    }
+}
+
 impl<E: Element> Kernel for SegmentStats<E> {
     type Output = Stats;
     #[cfg_attr(not(xent_unoptimized), inline(always))]
