@@ -262,7 +262,7 @@ fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E:
     let n = x.len();
     let m_scaled = splat::<S, E>(isa, <E::Real as Real>::from_f64(m.to_f64() * GAP_SCALE));
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
-    let mut sum = LaneSum::new(zero);
+    let mut sum = LaneSum::new(isa, zero);
     let mut i = 0;
     while i < n {
         let len = lanes.min(n - i);
@@ -987,7 +987,7 @@ unsafe fn stretch_impl<
     // Two vectors per round into one accumulator, flushed to f64 every 8 rounds (each lane
     // adds at most 16 terms in its own precision), as the row statistics do.
     let mut acc = zero;
-    let mut total = row::SumF64::default();
+    let mut total = VecOf::<S, E>::wide_zero(isa);
     let mut rounds = 0u32;
     let mut i = start;
     // Rounds of four vectors where the base form applies (more independent work in the
@@ -1014,7 +1014,7 @@ unsafe fn stretch_impl<
             i += 4 * lanes;
             rounds += 2;
             if rounds.is_multiple_of(8) {
-                total.add(acc.reduce_sum_f64());
+                total = acc.flush_into(total);
                 acc = zero;
             }
         }
@@ -1034,7 +1034,7 @@ unsafe fn stretch_impl<
         i += 2 * lanes;
         rounds += 1;
         if rounds.is_multiple_of(8) {
-            total.add(acc.reduce_sum_f64());
+            total = acc.flush_into(total);
             acc = zero;
         }
     }
@@ -1048,8 +1048,7 @@ unsafe fn stretch_impl<
         }
         i += len;
     }
-    total.add(acc.reduce_sum_f64());
-    total.value()
+    VecOf::<S, E>::wide_value(acc.flush_into(total))
 }
 
 /// −β·w_j for the `len` entries at `i` (−β without weights: `w_ptr` null).

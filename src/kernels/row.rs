@@ -316,7 +316,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
     // One accumulator fed by pairs: the exponential needs most of the 16 vector registers.
     let mut acc = zero;
-    let mut total = SumF64::default();
+    let mut total = VecOf::<S, E>::wide_zero(isa);
     let mut rounds = 0u32;
     let mut i = 0;
     // Four vectors per round (two pairs stepped together: more independent work in the
@@ -346,7 +346,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
         // rounding error stays near one ULP whatever the row length and lane count.
         rounds += 2;
         if rounds.is_multiple_of(8) {
-            total.add(acc.reduce_sum_f64());
+            total = acc.flush_into(total);
             acc = zero;
         }
     }
@@ -387,57 +387,26 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
         }
         acc = acc.add(y);
     }
-    total.add(acc.reduce_sum_f64());
-    total.value() * unscale::<E>()
+    VecOf::<S, E>::wide_value(acc.flush_into(total)) * unscale::<E>()
 }
 
-/// Neumaier summation in f64 of the partial sums that vector lanes flush every few rounds
-/// (each lane adds at most 16 terms in its own precision first).
-#[derive(Copy, Clone, Default)]
-pub(crate) struct SumF64 {
-    total: f64,
-    comp: f64,
-}
-
-impl SumF64 {
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn add(&mut self, x: f64) {
-        let t = self.total + x;
-        self.comp += if self.total.abs() >= x.abs() {
-            (self.total - t) + x
-        } else {
-            (x - t) + self.total
-        };
-        self.total = t;
-    }
-
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn value(self) -> f64 {
-        // Past an infinity the compensation is meaningless (inf − inf).
-        if self.total.is_finite() {
-            self.total + self.comp
-        } else {
-            self.total
-        }
-    }
-}
-
-/// A vector accumulator whose lanes move their partial sums into a [`SumF64`] every 16 vectors,
-/// so that no lane adds more than 16 terms in its own precision.
-pub(crate) struct LaneSum<V> {
+/// A vector accumulator whose lanes move their partial sums into an f64 running sum
+/// ([`FloatVec::Wide`]) every 16 vectors, so that no lane adds more than 16 terms in its own
+/// precision.
+pub(crate) struct LaneSum<V: FloatVec> {
     acc: V,
     zero: V,
-    total: SumF64,
+    total: V::Wide,
     rounds: u32,
 }
 
 impl<V: FloatVec> LaneSum<V> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn new(zero: V) -> Self {
+    pub(crate) fn new(isa: V::Isa, zero: V) -> Self {
         LaneSum {
             acc: zero,
             zero,
-            total: SumF64::default(),
+            total: V::wide_zero(isa),
             rounds: 0,
         }
     }
@@ -447,15 +416,14 @@ impl<V: FloatVec> LaneSum<V> {
         self.acc = self.acc.add(v);
         self.rounds += 1;
         if self.rounds.is_multiple_of(16) {
-            self.total.add(self.acc.reduce_sum_f64());
+            self.total = self.acc.flush_into(self.total);
             self.acc = self.zero;
         }
     }
 
     #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn value(mut self) -> f64 {
-        self.total.add(self.acc.reduce_sum_f64());
-        self.total.value()
+    pub(crate) fn value(self) -> f64 {
+        V::wide_value(self.acc.flush_into(self.total))
     }
 }
 

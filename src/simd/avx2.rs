@@ -9,7 +9,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{FloatVec, Isa, Kernel};
+use super::{FloatVec, Isa, Kernel, SumF64};
 
 /// The AVX2 + FMA + F16C instruction-set token.
 #[derive(Copy, Clone, Debug)]
@@ -276,12 +276,22 @@ impl FloatVec for F32x8 {
     }
     #[inline(always)]
     fn reduce_sum_f64(self) -> f64 {
-        // SAFETY: see the comment above this impl.
-        unsafe {
-            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(self.0));
-            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(self.0));
-            F64x4(_mm256_add_pd(lo, hi)).reduce_sum_f64()
-        }
+        let (lo, hi) = self.widen();
+        lo.add(hi).reduce_sum_f64()
+    }
+    type Wide = (F64x4, F64x4);
+    #[inline(always)]
+    fn wide_zero(isa: Avx2) -> (F64x4, F64x4) {
+        (F64x4::splat(isa, 0.0), F64x4::splat(isa, 0.0))
+    }
+    #[inline(always)]
+    fn flush_into(self, wide: (F64x4, F64x4)) -> (F64x4, F64x4) {
+        let (lo, hi) = self.widen();
+        (wide.0.add(lo), wide.1.add(hi))
+    }
+    #[inline(always)]
+    fn wide_value(wide: (F64x4, F64x4)) -> f64 {
+        wide.0.add(wide.1).reduce_sum_f64()
     }
     #[inline(always)]
     fn transpose(v: &mut [Self]) {
@@ -359,6 +369,19 @@ fn lanes_f32(v: __m256) -> [f32; 8] {
 fn lanes_f64(v: __m256d) -> [f64; 4] {
     // SAFETY: `__m256d` and `[f64; 4]` have the same size, and every bit pattern is valid for both.
     unsafe { core::mem::transmute::<__m256d, [f64; 4]>(v) }
+}
+
+impl F32x8 {
+    /// Lanes 0–3 and 4–7 as f64 (exact).
+    #[inline(always)]
+    fn widen(self) -> (F64x4, F64x4) {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe {
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(self.0));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(self.0));
+            (F64x4(lo), F64x4(hi))
+        }
+    }
 }
 
 impl FloatVec for F64x4 {
@@ -528,6 +551,19 @@ impl FloatVec for F64x4 {
     fn reduce_sum_f64(self) -> f64 {
         let l = lanes_f64(self.0);
         (l[0] + l[2]) + (l[1] + l[3])
+    }
+    type Wide = SumF64;
+    #[inline(always)]
+    fn wide_zero(_: Avx2) -> SumF64 {
+        SumF64::default()
+    }
+    #[inline(always)]
+    fn flush_into(self, wide: SumF64) -> SumF64 {
+        wide.plus(self.reduce_sum_f64())
+    }
+    #[inline(always)]
+    fn wide_value(wide: SumF64) -> f64 {
+        wide.value()
     }
     #[inline(always)]
     fn transpose(v: &mut [Self]) {

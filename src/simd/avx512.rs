@@ -12,7 +12,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{FloatVec, Isa, Kernel};
+use super::{FloatVec, Isa, Kernel, SumF64};
 
 /// The AVX-512 (x86-64-v4) + F16C instruction-set token.
 #[derive(Copy, Clone, Debug)]
@@ -334,6 +334,20 @@ impl FloatVec for F32x16 {
         let (lo, hi) = self.widen();
         lo.add(hi).reduce_sum_f64()
     }
+    type Wide = (F64x8, F64x8);
+    #[inline(always)]
+    fn wide_zero(isa: Avx512) -> (F64x8, F64x8) {
+        (F64x8::splat(isa, 0.0), F64x8::splat(isa, 0.0))
+    }
+    #[inline(always)]
+    fn flush_into(self, wide: (F64x8, F64x8)) -> (F64x8, F64x8) {
+        let (lo, hi) = self.widen();
+        (wide.0.add(lo), wide.1.add(hi))
+    }
+    #[inline(always)]
+    fn wide_value(wide: (F64x8, F64x8)) -> f64 {
+        wide.0.add(wide.1).reduce_sum_f64()
+    }
     #[inline(always)]
     fn transpose(v: &mut [Self]) {
         let v = &mut v[..16];
@@ -550,6 +564,19 @@ impl FloatVec for F64x8 {
         // SAFETY: `__m512d` and `[f64; 8]` have the same size; every bit pattern is valid.
         let l = unsafe { core::mem::transmute::<__m512d, [f64; 8]>(self.0) };
         ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
+    }
+    type Wide = SumF64;
+    #[inline(always)]
+    fn wide_zero(_: Avx512) -> SumF64 {
+        SumF64::default()
+    }
+    #[inline(always)]
+    fn flush_into(self, wide: SumF64) -> SumF64 {
+        wide.plus(self.reduce_sum_f64())
+    }
+    #[inline(always)]
+    fn wide_value(wide: SumF64) -> f64 {
+        wide.value()
     }
     #[inline(always)]
     fn transpose(v: &mut [Self]) {

@@ -238,6 +238,19 @@ pub trait FloatVec: Copy + Debug {
     /// Sum of the lanes, accumulated in f64.
     fn reduce_sum_f64(self) -> f64;
 
+    /// The running f64 sum that the row kernels' vector accumulators flush their lanes into
+    /// every few rounds ([`FloatVec::flush_into`]): for f32 lanes, f64 vectors (no horizontal
+    /// step, no scalar chain per flush; the f64 lanes' own rounding, under 2^-53 per flush, is
+    /// far below f32's 2^-20 bounds); for f64 lanes, a compensated scalar sum ([`SumF64`]),
+    /// which f64's bounds need.
+    type Wide: Copy;
+    /// An empty [`FloatVec::Wide`] sum.
+    fn wide_zero(isa: Self::Isa) -> Self::Wide;
+    /// Adds this vector's lanes to the running sum.
+    fn flush_into(self, wide: Self::Wide) -> Self::Wide;
+    /// The running sum's value (its lanes summed in a fixed order).
+    fn wide_value(wide: Self::Wide) -> f64;
+
     /// Transposes `LANES` vectors in place: afterwards lane `r` of `v[c]` is what lane `c` of
     /// `v[r]` was (rows of a batch become columns, one row per lane, and back).
     fn transpose(v: &mut [Self]);
@@ -398,5 +411,43 @@ pub(crate) mod tests {
     fn scalar_transpose_and_widen() {
         check_transpose_and_widen::<<scalar::Scalar as Isa>::F32>(scalar::Scalar);
         check_transpose_and_widen::<<scalar::Scalar as Isa>::F64>(scalar::Scalar);
+    }
+}
+
+/// Neumaier summation in f64 of the partial sums that vector lanes flush every few rounds
+/// (each lane adds at most 16 terms in its own precision first).
+#[derive(Copy, Clone, Default)]
+pub struct SumF64 {
+    total: f64,
+    comp: f64,
+}
+
+impl SumF64 {
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn add(&mut self, x: f64) {
+        let t = self.total + x;
+        self.comp += if self.total.abs() >= x.abs() {
+            (self.total - t) + x
+        } else {
+            (x - t) + self.total
+        };
+        self.total = t;
+    }
+
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn value(self) -> f64 {
+        // Past an infinity the compensation is meaningless (inf − inf).
+        if self.total.is_finite() {
+            self.total + self.comp
+        } else {
+            self.total
+        }
+    }
+
+    /// `self` with `x` added: the form [`FloatVec::flush_into`] takes for f64 lanes.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn plus(mut self, x: f64) -> Self {
+        self.add(x);
+        self
     }
 }

@@ -1,6 +1,6 @@
 //! The portable path: one lane, plain Rust, same algorithms as the vector paths.
 
-use super::{FloatVec, Isa, Kernel};
+use super::{FloatVec, Isa, Kernel, SumF64};
 
 /// The scalar instruction-set token (always available).
 #[derive(Copy, Clone, Debug)]
@@ -200,6 +200,19 @@ macro_rules! scalar_vec {
             fn reduce_sum_f64(self) -> f64 {
                 self as f64
             }
+            type Wide = <$t as ScalarWide>::Wide;
+            #[inline(always)]
+            fn wide_zero(_: Scalar) -> Self::Wide {
+                Default::default()
+            }
+            #[inline(always)]
+            fn flush_into(self, wide: Self::Wide) -> Self::Wide {
+                <$t as ScalarWide>::flush(self, wide)
+            }
+            #[inline(always)]
+            fn wide_value(wide: Self::Wide) -> f64 {
+                <$t as ScalarWide>::value(wide)
+            }
             #[inline(always)]
             fn transpose(_v: &mut [Self]) {}
             #[inline(always)]
@@ -208,6 +221,38 @@ macro_rules! scalar_vec {
             }
         }
     };
+}
+
+/// The scalar path's [`FloatVec::Wide`]: a plain f64 for f32 lanes, as the vector paths' f64
+/// lanes; a compensated sum for f64.
+pub trait ScalarWide {
+    type Wide: Copy + Default;
+    fn flush(self, wide: Self::Wide) -> Self::Wide;
+    fn value(wide: Self::Wide) -> f64;
+}
+
+impl ScalarWide for f32 {
+    type Wide = f64;
+    #[inline(always)]
+    fn flush(self, wide: f64) -> f64 {
+        wide + self as f64
+    }
+    #[inline(always)]
+    fn value(wide: f64) -> f64 {
+        wide
+    }
+}
+
+impl ScalarWide for f64 {
+    type Wide = SumF64;
+    #[inline(always)]
+    fn flush(self, wide: SumF64) -> SumF64 {
+        wide.plus(self)
+    }
+    #[inline(always)]
+    fn value(wide: SumF64) -> f64 {
+        wide.value()
+    }
 }
 
 scalar_vec!(f32, u32, 23);
