@@ -8,6 +8,7 @@
 //!     --shapes 4096x32000,1x16777216 --dtypes f32 --threads 1,2 --isa scalar
 //! cargo run --release --example throughput -- --store-limit 0   # softmax always recomputes
 //! cargo run --release --example throughput -- --mask 0.5   # half the classes are −inf
+//! cargo run --release --example throughput -- --label-smoothing 0.1   # cross-entropy option
 //! ```
 //!
 //! It measures the streaming bandwidth itself first (read-only, copy, in-place read-modify-write,
@@ -99,6 +100,8 @@ struct Options {
     quick: bool,
     /// Fraction of each row's classes masked with −inf (a constrained vocabulary).
     mask: f64,
+    /// The cross-entropy kernels' label smoothing ε.
+    smoothing: f64,
 }
 
 fn parse_args() -> Options {
@@ -111,6 +114,7 @@ fn parse_args() -> Options {
         min_time: Duration::from_millis(200),
         quick: false,
         mask: 0.0,
+        smoothing: 0.0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -172,6 +176,10 @@ fn parse_args() -> Options {
                     (0.0..1.0).contains(&o.mask),
                     "--mask takes a fraction in [0, 1)"
                 );
+                i += 1;
+            }
+            "--label-smoothing" => {
+                o.smoothing = val().parse().unwrap();
                 i += 1;
             }
             "--min-ms" => {
@@ -343,6 +351,7 @@ fn plain_softmax_rows<E: PlainFloat>(x: &[E], cols: usize, out: &mut [E]) {
 
 /// Targets and a saved log-sum-exp for the cross-entropy kernels.
 struct CeData {
+    loss: xent::CrossEntropy,
     targets: Vec<u32>,
     lse: Vec<f64>,
     out: xent::Output,
@@ -356,7 +365,7 @@ fn run_kernel<E: PlainFloat>(
     lse: &mut [E],
     ce: &mut CeData,
 ) {
-    let loss = xent::CrossEntropy::new();
+    let loss = ce.loss.clone();
     match k {
         Kernel::CeForward => loss
             .forward_into(x, cols, &ce.targets, &mut ce.out)
@@ -431,10 +440,10 @@ fn bench_dtype<E: PlainFloat>(o: &Options, bw: &[(usize, Bandwidth)], path: IsaP
                     .unwrap_or(t) as u32
             })
             .collect();
-        let saved = xent::CrossEntropy::new()
-            .forward(&x, cols, &targets)
-            .unwrap();
+        let loss = xent::CrossEntropy::new().label_smoothing(o.smoothing);
+        let saved = loss.forward(&x, cols, &targets).unwrap();
         let mut ce = CeData {
+            loss,
             targets,
             lse: saved.lse,
             out: xent::Output::default(),

@@ -694,7 +694,13 @@ impl<E: Element> CallRows<'_, E> {
             } else {
                 let left = self.stats(src, t);
                 let right = self.stats(src.wrapping_add(t + 1), cols - t - 1);
-                part(PartStep::Forward { left, right }).0
+                let gaps = (self.p.eps > 0.0).then(|| {
+                    // SAFETY: t < cols: the row's target logit.
+                    let xt = unsafe { *src.add(t) }.to_f64();
+                    let m = ce::row_max(xt, left, right, self.p.sc.tau);
+                    self.in_parallel(src, dst, cols, t, |k| PartStep::Gaps { k, m })
+                });
+                part(PartStep::Forward { left, right, gaps }).0
             };
             // SAFETY: lse / loss / z hold `rows` entries (the caller's buffers), r < rows.
             unsafe {
@@ -715,25 +721,8 @@ impl<E: Element> CallRows<'_, E> {
             // SAFETY: row r of grad is valid for cols writes.
             unsafe { core::ptr::write_bytes(dst, 0, cols) };
         } else if ce::gradient_splits::<E>(cols, lse, &self.p) {
-            let (srcp, dstp) = (SendPtr(src as *mut E), SendPtr(dst));
-            let p = self.p;
-            let path = self.path;
-            let shares = parallel::map_indices(cols.div_ceil(SEGMENT), |k| {
-                // Each task writes its own segment (the target's entry is written last).
-                E::run_ce_row_part(
-                    path,
-                    CeRowPart {
-                        src: srcp.get(),
-                        dst: dstp.get(),
-                        cols,
-                        t,
-                        p,
-                        step: PartStep::Gradient { k, lse, g },
-                    },
-                )
-                .1
-            });
-            let others = shares.into_iter().fold(0.0, |acc, s| acc + s);
+            // Each task writes its own segment (the target's entry is written last).
+            let others = self.in_parallel(src, dst, cols, t, |k| PartStep::Gradient { k, lse, g });
             part(PartStep::Finish { others, lse, g });
         } else {
             part(PartStep::Gradient {
@@ -743,6 +732,36 @@ impl<E: Element> CallRows<'_, E> {
             });
         }
         correct
+    }
+
+    /// Runs `step(k)` on every segment `k` of the row at `src` (the gradient's row at `dst`)
+    /// in parallel, and sums the segments' shares in segment order.
+    fn in_parallel(
+        &self,
+        src: *const E,
+        dst: *mut E,
+        cols: usize,
+        t: usize,
+        step: impl Fn(usize) -> PartStep + Sync + Send,
+    ) -> f64 {
+        let (srcp, dstp) = (SendPtr(src as *mut E), SendPtr(dst));
+        let (p, path) = (self.p, self.path);
+        parallel::map_indices(cols.div_ceil(SEGMENT), |k| {
+            E::run_ce_row_part(
+                path,
+                CeRowPart {
+                    src: srcp.get(),
+                    dst: dstp.get(),
+                    cols,
+                    t,
+                    p,
+                    step: step(k),
+                },
+            )
+            .1
+        })
+        .into_iter()
+        .fold(0.0, |acc, s| acc + s)
     }
 
     /// The statistics of `n` entries at `src`: their segments' in parallel, merged in order.
@@ -764,8 +783,15 @@ impl<E: Element> CallRows<'_, E> {
 /// One step of a huge row's cross-entropy ([`CallRows::row`]).
 #[derive(Copy, Clone)]
 enum PartStep {
-    /// The forward results, from the statistics of the stretches around the target.
-    Forward { left: Stats, right: Stats },
+    /// The forward results, from the statistics of the stretches around the target (and the
+    /// smoothing gaps' sum when already taken).
+    Forward {
+        left: Stats,
+        right: Stats,
+        gaps: Option<f64>,
+    },
+    /// Segment `k`'s share of the smoothing gaps relative to the row's maximum `m`.
+    Gaps { k: usize, m: f64 },
     /// The gradient entries of segment `k`; `usize::MAX`: the whole row (`ce::row_gradient`).
     Gradient { k: usize, lse: f64, g: f64 },
     /// The target's gradient entry from the segments' shares summed in order.
@@ -794,9 +820,16 @@ impl<E: Element> Kernel for CeRowPart<'_, E> {
         // steps of different segments (disjoint writes) before the finishing step.
         unsafe {
             match self.step {
-                PartStep::Forward { left, right } => {
+                PartStep::Forward { left, right, gaps } => {
                     let x = core::slice::from_raw_parts(src, n);
-                    (ce::forward_from_stretches(isa, x, t, left, right, p), 0.0)
+                    (
+                        ce::forward_from_stretches(isa, x, t, left, right, gaps, p),
+                        0.0,
+                    )
+                }
+                PartStep::Gaps { k, m } => {
+                    let x = core::slice::from_raw_parts(src, n);
+                    (RowForward::default(), ce::segment_gaps(isa, x, k, m, p))
                 }
                 PartStep::Gradient {
                     k: usize::MAX,

@@ -151,7 +151,7 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
     }
     let left = row::row_stats(isa, &x[..t], &p.sc);
     let right = row::row_stats(isa, &x[t + 1..], &p.sc);
-    forward_from_stretches(isa, x, t, left, right, p)
+    forward_from_stretches(isa, x, t, left, right, None, p)
 }
 
 /// The forward results of a row on the blocked path from the statistics of its two stretches
@@ -164,6 +164,7 @@ pub(crate) fn forward_from_stretches<S: Isa, E: Element>(
     t: usize,
     left: Stats,
     right: Stats,
+    gaps: Option<f64>,
     p: &CeParams<E::Real>,
 ) -> RowForward {
     let tau = p.sc.tau;
@@ -174,7 +175,7 @@ pub(crate) fn forward_from_stretches<S: Isa, E: Element>(
         left: left.max,
         right: right.max,
         xt,
-        m: if xt > others.max { xt } else { others.max },
+        m: row_max(xt, left, right, tau),
         nan: others.sum.is_nan() || xt.is_nan(),
     };
     if !scan.regular(p) {
@@ -189,8 +190,23 @@ pub(crate) fn forward_from_stretches<S: Isa, E: Element>(
         let w = Stats::weight(others.max, scan.m, tau);
         others.sum.mul_add(w, others.comp * w)
     };
-    let gaps = smoothing_gaps(isa, x, scan.m, p);
+    // A match, not `unwrap_or_else`: a closure would lose the dispatched target features.
+    let gaps = match gaps {
+        Some(g) => g,
+        None => smoothing_gaps(isa, x, scan.m, p),
+    };
     finish_forward(&scan, scan.m, s_others, gaps, n, t, p)
+}
+
+/// The maximum of a row from its target's logit and the statistics of the stretches around it
+/// (the reference point of its smoothing gaps).
+pub(crate) fn row_max(xt: f64, left: Stats, right: Stats, tau: Tau) -> f64 {
+    let others = left.merge(right, tau);
+    if xt > others.max {
+        xt
+    } else {
+        others.max
+    }
 }
 
 /// The forward results of a regular row from Σ_{j≠t} e^((x_j − reference)/τ) and the smoothing
@@ -677,11 +693,28 @@ impl RowScan {
 /// Σ_j w_j (M − x_j)·GAP_SCALE when label smoothing is on (0 otherwise).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 fn smoothing_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: f64, p: &CeParams<E::Real>) -> f64 {
+    let mut total = 0.0;
     if p.eps > 0.0 {
-        weighted_gaps(isa, x, <E::Real as Real>::from_f64(m), p.weights)
-    } else {
-        0.0
+        for k in 0..x.len().div_ceil(row::SEGMENT) {
+            total += segment_gaps(isa, x, k, m, p);
+        }
     }
+    total
+}
+
+/// Segment `k`'s share of [`smoothing_gaps`] (`row::SEGMENT` entries): the shares are summed
+/// in segment order, serially or, for one huge row, from parallel tasks.
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) fn segment_gaps<S: Isa, E: Element>(
+    isa: S,
+    x: &[E],
+    k: usize,
+    m: f64,
+    p: &CeParams<E::Real>,
+) -> f64 {
+    let (start, end) = (k * row::SEGMENT, ((k + 1) * row::SEGMENT).min(x.len()));
+    let w = p.weights.map(|w| &w[start..end]);
+    weighted_gaps(isa, &x[start..end], <E::Real as Real>::from_f64(m), w)
 }
 
 /// The scalars of a row's gradient: entry j is α·e_j − β·w_j with e_j the scaled term of
