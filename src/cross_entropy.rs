@@ -17,7 +17,6 @@
 use crate::element::{Element, VecOf};
 use crate::kernels::ce::{self, CeParams, RowForward};
 use crate::kernels::row::{Scale, Stats, SEGMENT, SMALL_VECTORS};
-use crate::kernels::SegmentStats;
 use crate::parallel::{self, SendPtr};
 use crate::simd::{FloatVec, Isa, Kernel, Real};
 use crate::Error;
@@ -725,11 +724,7 @@ impl<E: Element> CallRows<'_, E> {
             let others = self.in_parallel(src, dst, cols, t, |k| PartStep::Gradient { k, lse, g });
             part(PartStep::Finish { others, lse, g });
         } else {
-            part(PartStep::Gradient {
-                k: usize::MAX,
-                lse,
-                g,
-            });
+            part(PartStep::RowGradient { lse, g });
         }
         correct
     }
@@ -766,17 +761,7 @@ impl<E: Element> CallRows<'_, E> {
 
     /// The statistics of `n` entries at `src`: their segments' in parallel, merged in order.
     fn stats(&self, src: *const E, n: usize) -> Stats {
-        let srcp = SendPtr(src as *mut E);
-        let (path, sc) = (self.path, self.p.sc);
-        parallel::map_indices(n.div_ceil(SEGMENT), |k| {
-            let start = k * SEGMENT;
-            E::run_segment_stats(
-                path,
-                SegmentStats::new(srcp.get().wrapping_add(start), SEGMENT.min(n - start), sc),
-            )
-        })
-        .into_iter()
-        .fold(Stats::EMPTY, |acc, s| acc.merge(s, sc.tau))
+        crate::kernels::parallel_stats(self.path, src, n, self.p.sc)
     }
 }
 
@@ -792,8 +777,10 @@ enum PartStep {
     },
     /// Segment `k`'s share of the smoothing gaps relative to the row's maximum `m`.
     Gaps { k: usize, m: f64 },
-    /// The gradient entries of segment `k`; `usize::MAX`: the whole row (`ce::row_gradient`).
+    /// The gradient entries of segment `k`, all but the target's.
     Gradient { k: usize, lse: f64, g: f64 },
+    /// The whole row's gradient, serially (`ce::row_gradient`).
+    RowGradient { lse: f64, g: f64 },
     /// The target's gradient entry from the segments' shares summed in order.
     Finish { others: f64, lse: f64, g: f64 },
 }
@@ -831,11 +818,7 @@ impl<E: Element> Kernel for CeRowPart<'_, E> {
                     let x = core::slice::from_raw_parts(src, n);
                     (RowForward::default(), ce::segment_gaps(isa, x, k, m, p))
                 }
-                PartStep::Gradient {
-                    k: usize::MAX,
-                    lse,
-                    g,
-                } => {
+                PartStep::RowGradient { lse, g } => {
                     ce::row_gradient(isa, src, dst, n, t, lse, g, p);
                     (RowForward::default(), 0.0)
                 }

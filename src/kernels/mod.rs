@@ -137,13 +137,6 @@ pub struct SegmentStats<E: Element> {
     sc: Scale<E::Real>,
 }
 
-impl<E: Element> SegmentStats<E> {
-    /// The statistics of the `n` elements at `src` (one segment or less).
-    pub(crate) fn new(src: *const E, n: usize, sc: Scale<E::Real>) -> Self {
-        SegmentStats { src, n, sc }
-    }
-}
-
 impl<E: Element> Kernel for SegmentStats<E> {
     type Output = Stats;
     #[cfg_attr(not(xent_unoptimized), inline(always))]
@@ -269,6 +262,31 @@ pub(crate) unsafe fn run_rows<E: Element>(
     });
 }
 
+/// The statistics of the `n` elements at `src` (valid for reading them): their segments'
+/// statistics computed in parallel and merged in segment order, bit for bit what
+/// `row::row_stats` computes serially.
+pub(crate) fn parallel_stats<E: Element>(
+    path: IsaPath,
+    src: *const E,
+    n: usize,
+    sc: Scale<E::Real>,
+) -> Stats {
+    let srcp = SendPtr(src as *mut E);
+    parallel::map_indices(n.div_ceil(SEGMENT), |k| {
+        let start = k * SEGMENT;
+        E::run_segment_stats(
+            path,
+            SegmentStats {
+                src: srcp.get().wrapping_add(start),
+                n: SEGMENT.min(n - start),
+                sc,
+            },
+        )
+    })
+    .into_iter()
+    .fold(Stats::EMPTY, |acc, p| acc.merge(p, sc.tau))
+}
+
 /// One row split into segments across threads.
 ///
 /// # Safety
@@ -287,20 +305,7 @@ unsafe fn huge_row<E: Element>(
     let segments = cols.div_ceil(SEGMENT);
     let seg = |s: usize| (s * SEGMENT, SEGMENT.min(cols - s * SEGMENT));
     let (srcp, dstp) = (SendPtr(src as *mut E), SendPtr(dst));
-    let parts = parallel::map_indices(segments, |s| {
-        let (start, n) = seg(s);
-        E::run_segment_stats(
-            path,
-            SegmentStats {
-                src: srcp.get().wrapping_add(start),
-                n,
-                sc,
-            },
-        )
-    });
-    let st = parts
-        .into_iter()
-        .fold(Stats::EMPTY, |acc, p| acc.merge(p, sc.tau));
+    let st = parallel_stats(path, src, cols, sc);
     let log = op == RowOp::LogSoftmax;
     match (op, row::row_case(st)) {
         // SAFETY: lse is valid for one write.
