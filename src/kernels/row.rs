@@ -390,43 +390,6 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     VecOf::<S, E>::wide_value(acc.flush_into(total)) * unscale::<E>()
 }
 
-/// A vector accumulator whose lanes move their partial sums into an f64 running sum
-/// ([`FloatVec::Wide`]) every 16 vectors, so that no lane adds more than 16 terms in its own
-/// precision.
-pub(crate) struct LaneSum<V: FloatVec> {
-    acc: V,
-    zero: V,
-    total: V::Wide,
-    rounds: u32,
-}
-
-impl<V: FloatVec> LaneSum<V> {
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn new(isa: V::Isa, zero: V) -> Self {
-        LaneSum {
-            acc: zero,
-            zero,
-            total: V::wide_zero(isa),
-            rounds: 0,
-        }
-    }
-
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn add(&mut self, v: V) {
-        self.acc = self.acc.add(v);
-        self.rounds += 1;
-        if self.rounds.is_multiple_of(16) {
-            self.total = self.acc.flush_into(self.total);
-            self.acc = self.zero;
-        }
-    }
-
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn value(self) -> f64 {
-        V::wide_value(self.acc.flush_into(self.total))
-    }
-}
-
 /// 2^-SCALE_SHIFT: undoes the scaling of [`exp_scaled`].
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn unscale<E: Element>() -> f64 {
