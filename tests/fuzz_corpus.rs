@@ -72,3 +72,9 @@ fn replay_half() {
     let n = replay::<inputs::HalfInput>("half", inputs::run_half);
     println!("half: {n} inputs replayed");
 }
+
+#[test]
+fn replay_huge_rows() {
+    let n = replay::<inputs::HugeRowsInput>("huge_rows", inputs::run_huge_rows);
+    println!("huge_rows: {n} inputs replayed");
+}

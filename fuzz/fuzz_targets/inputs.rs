@@ -277,3 +277,123 @@ pub fn run_half(input: &HalfInput) {
         }
     });
 }
+
+/// One or two rows of 131 072 … 147 455 entries: two segments or more each, so that in a
+/// call of so few rows every kernel splits each row across threads (`kernels::huge_row`,
+/// cross-entropy's `CallRows::row`). The entries are a short pattern repeated, with a few
+/// planted anywhere (specials included): libFuzzer's inputs stay small.
+#[derive(Arbitrary, Debug)]
+pub struct HugeRowsInput {
+    pub cross_entropy: bool,
+    pub f64: bool,
+    pub scalar: bool,
+    pub rows: u8,
+    pub extra: u16,
+    pub tau: u8,
+    pub smoothing: u8,
+    pub weighted: bool,
+    pub targets: Vec<u32>,
+    pub pattern: Vec<Value>,
+    pub planted: Vec<(u32, Value)>,
+}
+
+impl HugeRowsInput {
+    pub fn rows(&self) -> usize {
+        1 + self.rows as usize % 2
+    }
+    pub fn cols(&self) -> usize {
+        2 * 65_536 + self.extra as usize % 16_384
+    }
+    pub fn values<E: xent::Element>(&self) -> Vec<E> {
+        let n = self.rows() * self.cols();
+        let pattern: Vec<E> = if self.pattern.is_empty() {
+            vec![E::from_f64(0.0)]
+        } else {
+            values(&self.pattern[..self.pattern.len().min(64)])
+        };
+        let mut x: Vec<E> = (0..n).map(|i| pattern[i % pattern.len()]).collect();
+        for &(at, v) in self.planted.iter().take(8) {
+            x[at as usize % n] = E::from_f64(v.to_f64());
+        }
+        x
+    }
+}
+
+/// Runs `f` in a pool of `threads` threads, on the ISA path of the calling thread (a forced
+/// path is the forcing thread's alone: the pool's thread forces it again).
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    let path = xent::isa();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(|| {
+            let _forced = xent::force_isa(path).unwrap();
+            f()
+        })
+}
+
+fn run_huge_typed<E: xent::Element>(input: &HugeRowsInput) {
+    let (rows, cols) = (input.rows(), input.cols());
+    let x = input.values::<E>();
+    let tau = [1.0, 0.7][input.tau as usize % 2];
+    if !input.cross_entropy {
+        // Against the oracle with the rows split across two threads, then the outputs with
+        // one and two threads bitwise equal (tests/determinism.rs adds three).
+        in_pool(2, || xent::fuzz_checks::check_rows(&x, cols, tau));
+        let sm = xent::Softmax::new().temperature(tau);
+        let run = || {
+            let mut out = vec![E::from_f64(0.0); x.len()];
+            let mut lse = vec![E::from_f64(0.0); rows];
+            sm.softmax_rows(&x, cols, &mut out).unwrap();
+            sm.logsumexp_rows(&x, cols, &mut lse).unwrap();
+            let bits = |v: &[E]| v.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>();
+            (bits(&out), bits(&lse))
+        };
+        assert!(
+            in_pool(1, run) == in_pool(2, run),
+            "two threads differ from one"
+        );
+        return;
+    }
+    let targets: Vec<i64> = (0..rows)
+        .map(|r| input.targets.get(r).map_or(r as i64 * 7919, |&t| t as i64) % cols as i64)
+        .collect();
+    let case = xent::fuzz_checks::CeCase {
+        reduction: xent::Reduction::None,
+        ignore_index: -100,
+        weights: input
+            .weighted
+            .then(|| (0..cols).map(|j| 0.5 + (j % 7) as f64 * 0.25).collect()),
+        label_smoothing: [0.0, 0.1][input.smoothing as usize % 2],
+        z_loss: 1e-4,
+        softcap: None,
+        temperature: tau,
+    };
+    in_pool(2, || {
+        xent::fuzz_checks::check_cross_entropy(&x, cols, &targets, &case, None);
+    });
+    let ce = case.options();
+    let run = || {
+        let mut grad = vec![E::from_f64(0.0); x.len()];
+        let out = ce.forward_backward(&x, cols, &targets, &mut grad).unwrap();
+        let mut bits: Vec<u64> = grad.iter().map(|e| e.to_f64().to_bits()).collect();
+        bits.extend(out.row_losses.iter().chain(&out.lse).map(|v| v.to_bits()));
+        bits.push(out.loss.to_bits());
+        bits
+    };
+    assert!(
+        in_pool(1, run) == in_pool(2, run),
+        "two threads differ from one"
+    );
+}
+
+pub fn run_huge_rows(input: &HugeRowsInput) {
+    on_path(input.scalar, || {
+        if input.f64 {
+            run_huge_typed::<f64>(input);
+        } else {
+            run_huge_typed::<f32>(input);
+        }
+    });
+}

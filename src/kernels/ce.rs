@@ -37,7 +37,8 @@
 
 use super::reduce::max_scan;
 use super::row::{
-    self, input_floor, is_degenerate, splat, unscale, BaseTerm, ExpTerm, Scale, Stats, Tau, VecMap,
+    self, input_floor, is_degenerate, splat, unscale, BaseTerm, ExpTerm, LaneSum, Scale, Stats,
+    Tau, VecMap,
 };
 use crate::element::{Element, VecOf};
 use crate::simd::exp::{exp_base, pow2};
@@ -286,11 +287,8 @@ fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E:
     };
     // Four vectors summed before they reach the accumulator: one addition in its chain per
     // four vectors (one per vector made this pass wait on the add's latency, 20 ms of a
-    // 67 ms fused call at 4096 × 32000). Flushed to f64 every four rounds: each lane still
-    // adds at most 16 terms in its own precision, the bound GAP_SCALE is chosen for.
-    let mut acc = zero;
-    let mut total = VecOf::<S, E>::wide_zero(isa);
-    let mut rounds = 0u32;
+    // 67 ms fused call at 4096 × 32000).
+    let mut sum = LaneSum::new(isa, zero);
     let mut i = 0;
     while i + 4 * lanes <= n {
         // SAFETY: i + 4·lanes <= n; see `Gaps::at`.
@@ -302,24 +300,16 @@ fn weighted_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: E::Real, w: Option<&[E:
                 gaps.at(i + 3 * lanes, lanes),
             ]
         };
-        acc = acc.add(q[0].add(q[1]).add(q[2].add(q[3])));
+        sum.add(q[0].add(q[1]).add(q[2].add(q[3])), 4);
         i += 4 * lanes;
-        rounds += 1;
-        if rounds.is_multiple_of(4) {
-            total = acc.flush_into(total);
-            acc = zero;
-        }
     }
-    // At most three whole vectors and a partial one: four more terms per lane.
-    total = acc.flush_into(total);
-    acc = zero;
     while i < n {
         let len = lanes.min(n - i);
         // SAFETY: i + len <= n; see `Gaps::at`.
-        acc = acc.add(unsafe { gaps.at(i, len) });
+        sum.add(unsafe { gaps.at(i, len) }, 1);
         i += len;
     }
-    VecOf::<S, E>::wide_value(acc.flush_into(total))
+    sum.value()
 }
 
 /// The weighted, scaled gaps of one row (see [`weighted_gaps`]).
@@ -1073,11 +1063,8 @@ unsafe fn stretch_impl<
             }
         }
     }
-    // Two vectors per round into one accumulator, flushed to f64 every 8 rounds (each lane
-    // adds at most 16 terms in its own precision), as the row statistics do.
-    let mut acc = zero;
-    let mut total = VecOf::<S, E>::wide_zero(isa);
-    let mut rounds = 0u32;
+    // One accumulator, flushed to f64 every 16 terms per lane, as the row statistics do.
+    let mut sum = LaneSum::new(isa, zero);
     let mut i = start;
     // Rounds of four vectors where the base form applies (more independent work in the
     // scheduler's window), then pairs.
@@ -1098,14 +1085,9 @@ unsafe fn stretch_impl<
                 for (k, &v) in e.iter().enumerate() {
                     sink::<S, E, D, MODE>(f, v, dst, w_ptr, i + k * lanes, lanes);
                 }
-                acc = acc.add(e[0].add(e[1]).add(e[2].add(e[3])));
+                sum.add(e[0].add(e[1]).add(e[2].add(e[3])), 4);
             }
             i += 4 * lanes;
-            rounds += 2;
-            if rounds.is_multiple_of(8) {
-                total = acc.flush_into(total);
-                acc = zero;
-            }
         }
     }
     while i + 2 * lanes <= end {
@@ -1118,14 +1100,9 @@ unsafe fn stretch_impl<
                 f.term_pair::<EXACT>(E::load(isa, src.add(i)), E::load(isa, src.add(i + lanes)));
             sink::<S, E, D, MODE>(f, e0, dst, w_ptr, i, lanes);
             sink::<S, E, D, MODE>(f, e1, dst, w_ptr, i + lanes, lanes);
-            acc = acc.add(e0.add(e1));
+            sum.add(e0.add(e1), 2);
         }
         i += 2 * lanes;
-        rounds += 1;
-        if rounds.is_multiple_of(8) {
-            total = acc.flush_into(total);
-            acc = zero;
-        }
     }
     while i < end {
         let len = lanes.min(end - i);
@@ -1133,11 +1110,11 @@ unsafe fn stretch_impl<
         unsafe {
             let e = f.term::<EXACT>(load_elems(isa, src.add(i), len, ninf));
             sink::<S, E, D, MODE>(f, e, dst, w_ptr, i, len);
-            acc = acc.add(e);
+            sum.add(e, 1);
         }
         i += len;
     }
-    VecOf::<S, E>::wide_value(acc.flush_into(total))
+    sum.value()
 }
 
 /// −β·w_j for the `len` entries at `i` (−β without weights: `w_ptr` null).

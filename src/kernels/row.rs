@@ -315,9 +315,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     let ninf = <E::Real as Real>::NEG_INFINITY;
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
     // One accumulator fed by pairs: the exponential needs most of the 16 vector registers.
-    let mut acc = zero;
-    let mut total = VecOf::<S, E>::wide_zero(isa);
-    let mut rounds = 0u32;
+    let mut sum = LaneSum::new(isa, zero);
     let mut i = 0;
     // Four vectors per round (two pairs stepped together: more independent work in the
     // scheduler's window), then at most one pair.
@@ -339,16 +337,9 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
                     E::Terms::store(v, dst.add(i + k * lanes));
                 }
             }
-            acc = acc.add(y[0].add(y[1]).add(y[2].add(y[3])));
+            sum.add(y[0].add(y[1]).add(y[2].add(y[3])), 4);
         }
         i += 4 * lanes;
-        // Each lane adds at most 16 terms before the partial sums move to f64: the sum's
-        // rounding error stays near one ULP whatever the row length and lane count.
-        rounds += 2;
-        if rounds.is_multiple_of(8) {
-            total = acc.flush_into(total);
-            acc = zero;
-        }
     }
     if i + 2 * lanes <= n {
         isa.prefetch(src.wrapping_add(i + BLOCK) as *const u8);
@@ -360,7 +351,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
                 E::Terms::store(y0, dst.add(i));
                 E::Terms::store(y1, dst.add(i + lanes));
             }
-            acc = acc.add(y0.add(y1));
+            sum.add(y0.add(y1), 2);
         }
         i += 2 * lanes;
     }
@@ -371,7 +362,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
             if STORE {
                 E::Terms::store(y, dst.add(i));
             }
-            acc = acc.add(y);
+            sum.add(y, 1);
         }
         i += lanes;
     }
@@ -385,9 +376,50 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
                 core::slice::from_raw_parts_mut(dst.add(i), n - i)
             });
         }
-        acc = acc.add(y);
+        sum.add(y, 1);
     }
-    VecOf::<S, E>::wide_value(acc.flush_into(total)) * unscale::<E>()
+    sum.value() * unscale::<E>()
+}
+
+/// A vector accumulator whose lanes move their partial sums into an f64 running sum
+/// ([`FloatVec::Wide`]) once they hold 16 terms: no lane adds more than 16 terms in its own
+/// precision, so the sum's rounding error stays near one ULP whatever the row length and lane
+/// count (and the cross-entropy's scaled smoothing gaps cannot overflow). The flushes depend
+/// only on the sequence of `add`s: the same terms added the same way give the same bits.
+pub(crate) struct LaneSum<V: FloatVec> {
+    acc: V,
+    zero: V,
+    total: V::Wide,
+    terms: u32,
+}
+
+impl<V: FloatVec> LaneSum<V> {
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn new(isa: V::Isa, zero: V) -> Self {
+        LaneSum {
+            acc: zero,
+            zero,
+            total: V::wide_zero(isa),
+            terms: 0,
+        }
+    }
+
+    /// Adds `v`, each lane of which is a sum of `terms` terms.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn add(&mut self, v: V, terms: u32) {
+        self.acc = self.acc.add(v);
+        self.terms += terms;
+        if self.terms >= 16 {
+            self.total = self.acc.flush_into(self.total);
+            self.acc = self.zero;
+            self.terms = 0;
+        }
+    }
+
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn value(self) -> f64 {
+        V::wide_value(self.acc.flush_into(self.total))
+    }
 }
 
 /// 2^-SCALE_SHIFT: undoes the scaling of [`exp_scaled`].
