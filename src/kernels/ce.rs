@@ -37,8 +37,7 @@
 
 use super::reduce::max_scan;
 use super::row::{
-    self, input_floor, is_degenerate, splat, unscale, BaseTerm, ExpTerm, LaneSum, Scale, Stats,
-    Tau, VecMap,
+    self, is_degenerate, splat, unscale, BaseTerm, ExpTerm, LaneSum, Scale, Stats, Tau, VecMap,
 };
 use crate::element::{Element, VecOf};
 use crate::simd::exp::{exp_base, pow2};
@@ -895,7 +894,7 @@ impl<S: Isa, E: Element> GradMap<S, E> {
             reference: reference.to_f64(),
             fast: base.is_some(),
             ahead: 0,
-            base: BaseTerm::new(isa, input_floor(m.to_f64(), &p.sc), reference),
+            base: BaseTerm::new(isa, reference),
             exact: ExpTerm::new(isa, m, &p.sc),
             alpha: splat::<S, E>(isa, zero),
             neg_beta: splat::<S, E>(isa, zero),
@@ -1492,9 +1491,9 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     let x_target = at_targets();
 
     // The exponentials, relative to each row's reference: its maximum, or for unscaled f32
-    // rows (|M| < half the grid's limit, so that the base is one rounding of M·BASE_GRID) the
-    // base c ≈ M on the grid of `exp_from_base`, whose argument needs no TwoSum (five fewer
-    // operations per vector), as on the general path.
+    // rows (|M| < half the grid's limit, where the vector steps below are exact or rounded
+    // once, as `exp_base` rounds them) the base c ≈ M of `exp_from_base`, whose argument needs
+    // no TwoSum (five fewer operations per vector), the same c as on the general path.
     let base_limit = <E::Real as Real>::BASE_LIMIT / 2.0;
     let wanted = !special & ((1u32 << count) - 1);
     let base_path = !SCALED
@@ -1503,12 +1502,18 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
             == wanted;
     let want_grad = !rows[0].dst.is_null();
     let sums = if base_path {
-        // c = round(M·GRID)/GRID: M·GRID is exact and below 2^(p−2), where adding and
-        // subtracting 1.5·2^(p−1) rounds it to an integer.
+        // c = round(round(M·log2 e)·ln 2·GRID)/GRID, each step rounded as `exp_base` rounds
+        // it: the values are below 2^(p−2), where adding and subtracting 1.5·2^(p−1) rounds to
+        // an integer (ties to even), and the products by GRID and 1/GRID are exact.
         let grid = splat::<S, E>(isa, real(<E::Real as Real>::BASE_GRID));
         let digits = <E::Real as Real>::MANTISSA_DIGITS as i32;
         let round = splat::<S, E>(isa, real(1.5 * pow2::<f64>(digits - 1)));
-        let c = max
+        let k = max
+            .mul(splat::<S, E>(isa, <E::Real as Real>::LOG2E))
+            .add(round)
+            .sub(round);
+        let c = k
+            .mul(splat::<S, E>(isa, <E::Real as Real>::LN2))
             .mul(grid)
             .add(round)
             .sub(round)
