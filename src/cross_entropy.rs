@@ -696,7 +696,7 @@ impl<E: Element> CallRows<'_, E> {
                 let gaps = (self.p.eps > 0.0).then(|| {
                     // SAFETY: t < cols: the row's target logit.
                     let xt = unsafe { *src.add(t) }.to_f64();
-                    let m = ce::row_max(xt, left, right, self.p.sc.tau);
+                    let m = ce::row_max(xt, left.merge(right, self.p.sc.tau));
                     self.in_parallel(src, dst, cols, t, |k| PartStep::Gaps { k, m })
                 });
                 part(PartStep::Forward { left, right, gaps }).0

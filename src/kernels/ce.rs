@@ -174,7 +174,7 @@ pub(crate) fn forward_from_stretches<S: Isa, E: Element>(
         left: left.max,
         right: right.max,
         xt,
-        m: row_max(xt, left, right, tau),
+        m: row_max(xt, others),
         nan: others.sum.is_nan() || xt.is_nan(),
     };
     if !scan.regular(p) {
@@ -197,10 +197,9 @@ pub(crate) fn forward_from_stretches<S: Isa, E: Element>(
     finish_forward(&scan, scan.m, s_others, gaps, n, t, p)
 }
 
-/// The maximum of a row from its target's logit and the statistics of the stretches around it
-/// (the reference point of its smoothing gaps).
-pub(crate) fn row_max(xt: f64, left: Stats, right: Stats, tau: Tau) -> f64 {
-    let others = left.merge(right, tau);
+/// The maximum of a row from its target's logit and the merged statistics of the stretches
+/// around it (the reference point of its smoothing gaps).
+pub(crate) fn row_max(xt: f64, others: Stats) -> f64 {
     if xt > others.max {
         xt
     } else {
