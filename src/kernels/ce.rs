@@ -40,7 +40,7 @@ use super::row::{
     self, is_degenerate, splat, unscale, BaseTerm, ExpTerm, LaneSum, Scale, Stats, Tau, VecMap,
 };
 use crate::element::{Element, VecOf};
-use crate::simd::exp::{exp_base, pow2};
+use crate::simd::exp::{base_value, exp_base, pow2};
 use crate::simd::{FloatVec, Isa, Real};
 
 /// The options of a call, as the row kernels use them.
@@ -881,19 +881,18 @@ impl<S: Isa, E: Element> GradMap<S, E> {
     /// The terms of a row whose entries are all ≤ m.
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn new(isa: S, m: E::Real, p: &CeParams<E::Real>) -> Self {
-        let base = if p.sc.is_identity() {
+        let k = if p.sc.is_identity() {
             exp_base::<E::Real>(m.to_f64())
         } else {
             None
         };
-        let reference = base.unwrap_or(m);
         let zero = <E::Real as Real>::ZERO;
         GradMap {
             isa,
-            reference: reference.to_f64(),
-            fast: base.is_some(),
+            reference: k.map_or(m.to_f64(), base_value),
+            fast: k.is_some(),
             ahead: 0,
-            base: BaseTerm::new(isa, reference),
+            base: BaseTerm::new(isa, k.unwrap_or(zero)),
             exact: ExpTerm::new(isa, m, &p.sc),
             alpha: splat::<S, E>(isa, zero),
             neg_beta: splat::<S, E>(isa, zero),
@@ -1490,8 +1489,7 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     let x_target = at_targets();
 
     // The exponentials, relative to each row's reference: its maximum, or for unscaled f32
-    // rows (|M| < half the grid's limit, where the vector steps below are exact or rounded
-    // once, as `exp_base` rounds them) the base c ≈ M of `exp_from_base`, whose argument needs
+    // rows (|M| < half of BASE_LIMIT) the base c ≈ M of `exp_from_base`, whose argument needs
     // no TwoSum (five fewer operations per vector), the same c as on the general path.
     let base_limit = <E::Real as Real>::BASE_LIMIT / 2.0;
     let wanted = !special & ((1u32 << count) - 1);
@@ -1501,32 +1499,28 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
             == wanted;
     let want_grad = !rows[0].dst.is_null();
     let sums = if base_path {
-        // c = round(round(M·log2 e)·ln 2·GRID)/GRID, each step rounded as `exp_base` rounds
-        // it: the values are below 2^(p−2), where adding and subtracting 1.5·2^(p−1) rounds to
-        // an integer (ties to even), and the products by GRID and 1/GRID are exact.
-        let grid = splat::<S, E>(isa, real(<E::Real as Real>::BASE_GRID));
+        // k = round(M·log2 e), rounded as `exp_base` rounds it: the product is below 2^(p−2),
+        // where adding and subtracting 1.5·2^(p−1) rounds to an integer (ties to even); the
+        // floor c + EXP_ZERO_SCALE_ARG is rounded once in the fma, as `BaseTerm::new` rounds it.
         let digits = <E::Real as Real>::MANTISSA_DIGITS as i32;
         let round = splat::<S, E>(isa, real(1.5 * pow2::<f64>(digits - 1)));
         let k = max
             .mul(splat::<S, E>(isa, <E::Real as Real>::LOG2E))
             .add(round)
             .sub(round);
-        let c = k
-            .mul(splat::<S, E>(isa, <E::Real as Real>::LN2))
-            .mul(grid)
-            .add(round)
-            .sub(round)
-            .mul(splat::<S, E>(isa, real(1.0 / <E::Real as Real>::BASE_GRID)));
-        let floor = c.add(splat::<S, E>(isa, row::base_floor_arg::<E::Real>()));
-        let term = BaseTerm::<S, E>::per_lane(isa, floor, c);
+        let floor = k.mul_add(
+            splat::<S, E>(isa, <E::Real as Real>::BASE_LN2_HI),
+            splat::<S, E>(isa, <E::Real as Real>::EXP_ZERO_SCALE_ARG),
+        );
+        let term = BaseTerm::<S, E>::per_lane(isa, floor, k);
         // SAFETY: forwarded (the columns were written above, up to `padded`).
         let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, t_v, max) };
-        (sums, c)
+        (sums, Some(k))
     } else {
         let term = row::ExpTerm::<S, E, SCALED, true>::per_lane(isa, max, neg_max, floor, &p.sc);
         // SAFETY: as above.
         let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, t_v, max) };
-        (sums, max)
+        (sums, None)
     };
     let (
         ColumnSums {
@@ -1534,7 +1528,7 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
             first_max,
             mut nan,
         },
-        reference,
+        base_k,
     ) = sums;
     let mut e_target = at_targets();
     for (r, e_t) in e_target.iter().enumerate() {
@@ -1553,9 +1547,15 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     let tau = p.sc.tau;
     let mut mf = [0.0f64; BATCH_MAX];
     max.add_lanes_f64(&mut mf);
-    // The reference of the terms (mf itself off the base path).
-    let mut rf = [0.0f64; BATCH_MAX];
-    reference.add_lanes_f64(&mut rf);
+    // The reference of the terms: the base c = k·BASE_LN2_HI (exact in f64), or the maximum.
+    let mut rf = mf;
+    if let Some(k) = base_k {
+        let mut kf = [0.0f64; BATCH_MAX];
+        k.add_lanes_f64(&mut kf);
+        for (rf, &k) in rf.iter_mut().zip(&kf) {
+            *rf = k * <E::Real as Real>::BASE_LN2_HI.to_f64();
+        }
+    }
     let unscale = S::F64::splat(isa, unscale::<E>());
     rows_f64!(isa, lanes, [s_others] => s_others, s_others.mul(unscale));
     rows_f64!(isa, lanes, [e_target] => e_target, e_target.mul(unscale));

@@ -34,7 +34,7 @@
 
 use super::reduce::max_scan;
 use crate::element::{load_tail, store_tail, Element, VecOf};
-use crate::simd::exp::{base_magic, exp_base, exp_from_base, exp_scaled, pow2, Pair};
+use crate::simd::exp::{base_magic, base_value, exp_base, exp_from_base, exp_scaled, pow2, Pair};
 use crate::simd::{FloatVec, Isa, Real};
 
 /// Elements per statistics block (chosen by measurement, see docs/design.md).
@@ -602,62 +602,52 @@ impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SC
     }
 }
 
-/// e^(x − c) · 2^SCALE_SHIFT for a base c from [`exp_base`] (unscaled rows), inputs clamped at
-/// c + [`base_floor_arg`], where the term is exactly 0.
+/// e^(x − c) · 2^SCALE_SHIFT for the base c = k·BASE_LN2_HI of [`exp_base`] (unscaled rows),
+/// inputs clamped at c + EXP_ZERO_SCALE_ARG, where the term is exactly 0.
 #[derive(Copy, Clone)]
 pub(crate) struct BaseTerm<S: Isa, E: Element> {
     isa: S,
     floor: VecOf<S, E>,
-    base: VecOf<S, E>,
-    /// `exp::base_magic` of the base.
+    /// `exp::base_magic` of k.
     kc: VecOf<S, E>,
 }
 
 impl<S: Isa, E: Element> BaseTerm<S, E> {
-    /// The terms relative to `base` (from [`exp_base`]). The floor is the base's own,
-    /// c + base_floor_arg (exact on the grid), not the one of the maximum c stands for: c may
-    /// lie up to ln2/2 above that maximum, and an input clamped below c + base_floor_arg would
-    /// not give the zero scale. Inputs between the two floors are e^-132 below the maximum:
-    /// their terms are tiny either way.
+    /// The terms relative to the base of `k` (from [`exp_base`]). The floor is the base's own,
+    /// c + EXP_ZERO_SCALE_ARG rounded once, not the one of the maximum c stands for: c may lie
+    /// up to ln2/2 above that maximum, and an input clamped below the base's floor would not
+    /// give the zero scale. Inputs between the two floors are e^-132 below the maximum: their
+    /// terms are tiny either way.
     #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn new(isa: S, base: E::Real) -> Self {
-        let floor =
-            <E::Real as Real>::from_f64(base.to_f64() + base_floor_arg::<E::Real>().to_f64());
-        Self::per_lane(isa, splat::<S, E>(isa, floor), splat::<S, E>(isa, base))
+    pub(crate) fn new(isa: S, k: E::Real) -> Self {
+        let floor = <E::Real as Real>::from_f64(
+            base_value(k) + <E::Real as Real>::EXP_ZERO_SCALE_ARG.to_f64(),
+        );
+        Self::per_lane(isa, splat::<S, E>(isa, floor), splat::<S, E>(isa, k))
     }
 
-    /// One base per lane (the lanes of a column-major batch are different rows), each from
-    /// `exp_base` (as the batch computes it) with the floor `base + base_floor_arg`.
+    /// One base per lane (the lanes of a column-major batch are different rows), each k from
+    /// `exp_base` (as the batch computes it) with the floor c + EXP_ZERO_SCALE_ARG rounded once.
     #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn per_lane(isa: S, floor: VecOf<S, E>, base: VecOf<S, E>) -> Self {
+    pub(crate) fn per_lane(isa: S, floor: VecOf<S, E>, k: VecOf<S, E>) -> Self {
         BaseTerm {
             isa,
             floor,
-            base,
-            kc: base_magic(isa, base),
+            kc: base_magic(isa, k),
         }
     }
-}
-
-/// EXP_ZERO_SCALE_ARG rounded to the base grid: for a base c on the grid (|c| < BASE_LIMIT)
-/// c + this is exact, and an input clamped there reaches `exp_from_base` as the argument
-/// x − c = this exactly, which rounds n to −(EXP_BIAS + SCALE_SHIFT): the exact 0.
-#[cfg_attr(not(xent_unoptimized), inline(always))]
-pub(crate) fn base_floor_arg<R: Real>() -> R {
-    R::from_f64((R::EXP_ZERO_SCALE_ARG.to_f64() * R::BASE_GRID).round() / R::BASE_GRID)
 }
 
 impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, v: VecOf<S, E>) -> VecOf<S, E> {
-        exp_from_base(self.isa, self.floor.max(v), self.base, self.kc)
+        exp_from_base(self.isa, self.floor.max(v), self.kc)
     }
 
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply_pair(&self, a: VecOf<S, E>, b: VecOf<S, E>) -> (VecOf<S, E>, VecOf<S, E>) {
         let x = Pair(self.floor.max(a), self.floor.max(b));
-        let (c, kc) = (Pair(self.base, self.base), Pair(self.kc, self.kc));
-        let Pair(ya, yb) = exp_from_base(self.isa, x, c, kc);
+        let Pair(ya, yb) = exp_from_base(self.isa, x, Pair(self.kc, self.kc));
         (ya, yb)
     }
 
@@ -668,8 +658,8 @@ impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
             Pair(f.max(v[0]), f.max(v[1])),
             Pair(f.max(v[2]), f.max(v[3])),
         );
-        let (c, kc) = (Pair(self.base, self.base), Pair(self.kc, self.kc));
-        let Pair(Pair(a, b), Pair(cc, d)) = exp_from_base(self.isa, x, Pair(c, c), Pair(kc, kc));
+        let kc = Pair(self.kc, self.kc);
+        let Pair(Pair(a, b), Pair(cc, d)) = exp_from_base(self.isa, x, Pair(kc, kc));
         [a, b, cc, d]
     }
 }
@@ -697,10 +687,10 @@ unsafe fn block_stats<S: Isa, E: Element, const SCALED: bool, const STORE: bool>
     if STORE && !SCALED {
         // Stored terms are relative to the block's base c (≈ m), which is where the block's
         // statistics then stand; the rescaling pass uses the same c.
-        if let Some(c) = exp_base::<E::Real>(m.to_f64()) {
-            let term = BaseTerm::<S, E>::new(isa, c);
+        if let Some(k) = exp_base::<E::Real>(m.to_f64()) {
+            let term = BaseTerm::<S, E>::new(isa, k);
             let sum = block_sum_exp::<S, E, true>(isa, src, dst, n, &term);
-            return Stats::new(c.to_f64(), sum);
+            return Stats::new(base_value(k), sum);
         }
         // |m| too large for the grid: the exact TwoSum argument (τ = 1 in the scaled form).
         let term = ExpTerm::<S, E, true, true>::new(isa, m, sc);
@@ -1029,11 +1019,12 @@ unsafe fn write_softmax<S: Isa, E: Element, const SCALED: bool>(
 ) {
     let ninf = <E::Real as Real>::NEG_INFINITY;
     if !SCALED {
-        if let Some(c) = exp_base::<E::Real>(st.max) {
-            // e^(x − M)/S = e^(x − c) · e^(c − M)/S; c − M is exact.
-            let factor = unscale::<E>() / st.sum * (c.to_f64() - st.max).exp();
+        if let Some(k) = exp_base::<E::Real>(st.max) {
+            // e^(x − M)/S = e^(x − c) · e^(c − M)/S; c − M is exact (0 or |M| > ln2/2, and
+            // |c − M| < 1/2).
+            let factor = unscale::<E>() / st.sum * (base_value(k) - st.max).exp();
             let f = ScaledBy {
-                term: BaseTerm::<S, E>::new(isa, c),
+                term: BaseTerm::<S, E>::new(isa, k),
                 factor: splat::<S, E>(isa, <E::Real as Real>::from_f64(factor)),
             };
             // SAFETY: forwarded.

@@ -337,66 +337,71 @@ fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, mag
     t_hi.add(t2.mul_add(r, corr)).mul_add(scale, scale)
 }
 
-/// e^(x − c) · 2^SCALE_SHIFT for a base c from [`exp_base`] (on the grid of 1/`BASE_GRID`,
-/// |c| < `BASE_LIMIT` + 1, c·log2 e within 2^-8 of an integer k) and `kc` = [`base_magic`]`(c)`,
-/// for x in [c + `base_floor_arg`, c + 0.7] (or NaN; inputs at the lower end, the clamped
-/// ones, give exactly 0): the output passes' exponential, as accurate as [`exp_scaled`] with
-/// the exact argument but without forming x − c exactly (a TwoSum, five more operations per
-/// vector).
+/// e^(x − c) · 2^SCALE_SHIFT for the base c = k·`BASE_LN2_HI` of [`exp_base`], given
+/// `kc` = [`base_magic`]`(k)`, for x in [c + `EXP_ZERO_SCALE_ARG`, c + 0.7] (or NaN; inputs at
+/// the lower end, the clamped ones, give exactly 0): the output passes' exponential, as
+/// accurate as [`exp_scaled`] with the exact argument x − c but without forming it (a TwoSum,
+/// five more operations per vector).
 ///
-/// n = round(x·log2 e − k) comes from one fma with kc = MAGIC − k, not from the rounded
-/// difference x − c: one subtraction fewer, and three cycles less of dependency chain, than
-/// `fma(x − c, log2 e, MAGIC)`. It differs from round((x − c)·log2 e) by at most the 2^-8 of
-/// c·log2 e − k and log2 e's rounding times |x| (under 2^-9 below 2^15), so the reduced
-/// argument t stays within ln2·(1/2 + 2^-7), 1 % beyond the polynomial's fitted interval (its
-/// error there grows by about half of 3.8e-9). a = c + n·BASE_LN2_HI is exact (both lie on the
-/// grid and the sum has at most MANTISSA_DIGITS bits there), so x − a is the exact reduced
-/// argument up to one rounding at its own small scale (≤ 2^-26 for f32, which moves the
-/// result by under 0.3 ULP). With t = x − a − n·BASE_LN2_LO and s = 2^(n + SCALE_SHIFT) the
-/// result is `fma(t·s, P(t), s)`, P(t) = (e^t − 1)/t, the leading 1 added exactly at the end.
+/// With N = round(x·log2 e) and n = N − k, both read off one fma with the loop constant
+/// kc = MAGIC − k, the reduced argument is t = x − N·BASE_LN2_HI − n·BASE_LN2_LO
+/// = (x − c) − n·ln 2 (up to n times the rounding of BASE_LN2_LO). Its first step
+/// t_hi = x − N·BASE_LN2_HI is exact in the fma: N·BASE_LN2_HI is a multiple of ulp(BASE_LN2_HI)
+/// and x of ulp(x), so t_hi is a multiple of the smaller of the two; where that is ulp(x) the
+/// product has few enough bits to be exact and x and N·BASE_LN2_HI lie within a factor of two
+/// (N = 0 below |x| = ln2/2), and either way |t_hi| < 1/2 fits the mantissa. The second step
+/// rounds once, at t's small scale (≤ 2^-25 relative for f32, which moves the result by under
+/// 0.3 ULP). t lies within n·|BASE_LN2_LO| (≤ 5e-5 for f32, 3e-4 for f64) of the standard
+/// interval [−ln2/2, ln2/2]. With s = 2^(n + SCALE_SHIFT) the result is `fma(t·s, P(t), s)`,
+/// P(t) = (e^t − 1)/t, the leading 1 added exactly at the end. No subtraction x − c or
+/// x − (c + n·ln2) is on the dependency chain: three cycles shorter than reducing from the base.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, c: V, kc: V) -> V {
+pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, kc: V) -> V {
     let magic = splat::<V>(isa, magic::<V::Real>(V::Real::SCALE_SHIFT));
     let biased = x.mul_add(splat(isa, V::Real::LOG2E), kc);
+    let big_n = biased.sub(kc);
     let n = biased.sub(magic);
-    let a = n.mul_add(splat(isa, V::Real::BASE_LN2_HI), c);
-    let t = n.mul_add(splat(isa, -V::Real::BASE_LN2_LO), x.sub(a));
-    // Inputs clamped at the floor (c + base_floor_arg, within 2^-7 of −(EXP_BIAS +
-    // SCALE_SHIFT)·ln 2 in units of ln 2) round n to −(EXP_BIAS + SCALE_SHIFT): a zero scale
-    // and an exact 0, as in `exp_scaled` (hence the bits form of the scale on every path); no
-    // input lies lower.
+    let t_hi = big_n.mul_add(splat(isa, -V::Real::BASE_LN2_HI), x);
+    let t = n.mul_add(splat(isa, -V::Real::BASE_LN2_LO), t_hi);
+    // Inputs clamped at the floor (c + EXP_ZERO_SCALE_ARG) round n to −(EXP_BIAS +
+    // SCALE_SHIFT): a zero scale and an exact 0, as in `exp_scaled` (hence the bits form of the
+    // scale on every path); no input lies lower.
     one_plus_t_poly(isa, t, biased, V::Real::EXP_POLY)
 }
 
-/// MAGIC − k for a base c from [`exp_base`], k = round(c·log2 e): the addend of
-/// [`exp_from_base`]'s rounding fma (exact: k is an integer far below MAGIC).
+/// MAGIC − k for the integer k of [`exp_base`]: the addend of [`exp_from_base`]'s rounding
+/// fma (exact: k is an integer far below MAGIC).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-pub(crate) fn base_magic<V: Arith>(isa: V::Isa, c: V) -> V {
-    let magic = splat::<V>(isa, magic::<V::Real>(V::Real::SCALE_SHIFT));
-    magic.sub(c.mul_add(splat(isa, V::Real::LOG2E), magic).sub(magic))
+pub(crate) fn base_magic<V: Arith>(isa: V::Isa, k: V) -> V {
+    splat::<V>(isa, magic::<V::Real>(V::Real::SCALE_SHIFT)).sub(k)
 }
 
-/// The base [`exp_from_base`] takes for a row or block whose reference point (maximum or
-/// log-sum-exp) is `m`, or `None` where |m| is too large for the grid (or m is not finite) and
-/// the caller must form the argument exactly: c = k·ln 2 rounded to the grid of 1/BASE_GRID,
-/// with k = round(m·log2 e), so that |c − m| ≤ ln2/2 + 2^-8 and c·log2 e lies within 2^-8 of
-/// the integer k. Each step is rounded as the vector code of the column-major batches
-/// (`kernels::ce`) rounds it, in the element's precision: the same m gives the same c there.
+/// The integer k of the base c = k·`BASE_LN2_HI` that [`exp_from_base`] takes for a row or
+/// block whose reference point (maximum or log-sum-exp) is `m`, or `None` where |m| is too large
+/// (or m is not finite) and the caller must form the argument exactly: k = round(m·log2 e), so
+/// that c lies within ln2/2 + 5e-5 (f32; 3e-4 for f64) of m. The product is rounded to the
+/// element's precision and then to an integer, ties to even, as the vector code of the
+/// column-major batches (`kernels::ce`) rounds it: the same m gives the same k there.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn exp_base<R: Real>(m: f64) -> Option<R> {
     if m.abs() < R::BASE_LIMIT {
-        // m·log2e and k·ln2 are exact in f64 for f32 operands (24-bit factors; k < 2^15),
-        // rounded once to R as the vector multiplications round them; ties to even, as the
-        // vector code's magic-number rounding.
-        let round = |v: f64| R::from_f64(v).to_f64();
-        let k = round(m * R::LOG2E.to_f64()).round_ties_even();
-        let v = round(k * R::LN2.to_f64());
+        // m·log2e is exact in f64 for f32 operands (24-bit factors), rounded once to R as the
+        // vector multiplication rounds it.
         Some(R::from_f64(
-            (v * R::BASE_GRID).round_ties_even() / R::BASE_GRID,
+            R::from_f64(m * R::LOG2E.to_f64())
+                .to_f64()
+                .round_ties_even(),
         ))
     } else {
         None
     }
+}
+
+/// The base c = k·`BASE_LN2_HI` of [`exp_base`]'s k, exactly (at most 39 significant bits for
+/// f32, 53 for f64).
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) fn base_value<R: Real>(k: R) -> f64 {
+    k.to_f64() * R::BASE_LN2_HI.to_f64()
 }
 
 #[cfg(all(test, target_arch = "x86_64", any(not(fuzzing), xent_fuzz_avx512)))]
@@ -455,16 +460,16 @@ mod tests {
         macro_rules! check {
             ($t:ty, $v:ty) => {
                 for m in [0.0, 1.5, -3.25, 87.0, -1000.0 / 512.0, 9000.0] {
-                    let c = exp_base::<$t>(m).unwrap();
-                    let base = c.to_f64();
-                    let (cv, kc) = (<$v as FloatVec>::splat(isa, c), base_magic(Scalar, c));
-                    let kcv = base_magic(isa, cv);
+                    let k = exp_base::<$t>(m).unwrap();
+                    let base = base_value(k);
+                    let kc = base_magic(Scalar, k);
+                    let kcv = base_magic(isa, <$v as FloatVec>::splat(isa, k));
                     let xs: Vec<$t> = gaps::<$t>().iter().map(|&d| (base + d) as $t).collect();
                     same_bits::<$v, $t>(
                         isa,
                         &xs,
-                        |x| exp_from_base(isa, x, cv, kcv),
-                        |x| exp_from_base(Scalar, x, c, kc),
+                        |x| exp_from_base(isa, x, kcv),
+                        |x| exp_from_base(Scalar, x, kc),
                         concat!(stringify!($t), " exp_from_base"),
                     );
                 }

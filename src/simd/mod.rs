@@ -88,12 +88,10 @@ pub trait Real:
     /// argument the row kernels reach).
     const LN2: Self;
     const SUM_REDUCES_ONCE: bool;
-    /// ln 2 split for [`exp::exp_from_base`](crate::simd::exp::exp_from_base): `BASE_LN2_HI`
-    /// is a multiple of 1/`BASE_GRID` with so few bits that c + n·BASE_LN2_HI is exact for every
-    /// reachable n and every c on that grid with |c| < `BASE_LIMIT`.
+    /// ln 2 split for [`exp::exp_from_base`](crate::simd::exp::exp_from_base): the bases are
+    /// c = k·`BASE_LN2_HI` with |k| ≤ round(`BASE_LIMIT`·log2 e), exact in f64.
     const BASE_LN2_HI: Self;
     const BASE_LN2_LO: Self;
-    const BASE_GRID: f64;
     const BASE_LIMIT: f64;
     /// 1.5 · 2^mantissa_bits: adding it rounds to an integer held in the low mantissa bits.
     const ROUND_MAGIC: Self;

@@ -54,11 +54,9 @@ impl Real for f32 {
                                                       // of the row's largest where n is that large.
     const LN2: Self = core::f32::consts::LN_2;
     const SUM_REDUCES_ONCE: bool = true;
-    // 355/512: 9 significant bits. |n| ≤ 191 and |c| ≤ 2^14 on the 2^-9 grid keep
-    // c + n·BASE_LN2_HI below 2^15 on that grid: 24 bits, exact.
-    const BASE_LN2_HI: Self = f32::from_bits(0x3f31_8000); // 0.693359375
-    const BASE_LN2_LO: Self = f32::from_bits(0xb95e_8083); // ln 2 − BASE_LN2_HI, rounded
-    const BASE_GRID: f64 = 512.0;
+    // ln 2 rounded to f32 (24 bits): x − N·BASE_LN2_HI is exact in an fma for every x.
+    const BASE_LN2_HI: Self = core::f32::consts::LN_2;
+    const BASE_LN2_LO: Self = f32::from_bits(0xb102_e308); // ln 2 − BASE_LN2_HI, rounded
     const BASE_LIMIT: f64 = 16384.0;
     const ROUND_MAGIC: Self = 12_582_912.0;
     const EXP_BIAS: i32 = 127;
@@ -130,11 +128,9 @@ impl Real for f64 {
     const LN2_LO: Self = f64::from_bits(0x3dea_39ef_3579_3c76); // ln 2 − LN2_HI, rounded
     const LN2: Self = core::f64::consts::LN_2;
     const SUM_REDUCES_ONCE: bool = false;
-    // LN2_HI is a multiple of 2^-32 with 32 significant bits; |n| ≤ 1535 and |c| ≤ 2^20 on
-    // the 2^-32 grid keep c + n·LN2_HI below 2^21 on that grid: 53 bits, exact.
+    // LN2_HI, 32 significant bits: k·BASE_LN2_HI is exact in f64 for |k| < 2^21.
     const BASE_LN2_HI: Self = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const BASE_LN2_LO: Self = f64::from_bits(0x3dea_39ef_3579_3c76);
-    const BASE_GRID: f64 = 4_294_967_296.0;
     const BASE_LIMIT: f64 = 1_048_576.0;
     const ROUND_MAGIC: Self = 6_755_399_441_055_744.0;
     const EXP_BIAS: i32 = 1023;
