@@ -145,8 +145,10 @@ fn temperatures() {
 
 #[test]
 fn rows_that_span_blocks_segments_and_the_store_limit() {
-    // 1024-element blocks, the 64 Ki-element store limit of f32, and 65 536-element segments.
-    for cols in [1023usize, 1024, 1025, 4097, 65_535, 65_536, 65_537, 140_000] {
+    // 2048-element blocks, the 64 Ki-element store limit of f32, and 65 536-element segments.
+    for cols in [
+        1023usize, 2047, 2048, 2049, 4097, 65_535, 65_536, 65_537, 140_000,
+    ] {
         check_all::<f32>(1, cols, cols as u64, 1, 20.0, 3.0, false, 1.0, 3);
         check_all::<f64>(1, cols, cols as u64, 2, 20.0, -3.0, false, 1.0, 1);
     }

@@ -2,7 +2,7 @@
 //!
 //! # Passes over memory
 //!
-//! A row is cut into blocks of [`BLOCK`] elements (4 KiB of f32: they stay in L1). For each block
+//! A row is cut into blocks of [`BLOCK`] elements (8 KiB of f32: they stay in L1). For each block
 //! the kernel takes the block maximum m_b (first touch of the block: the DRAM read), then sums
 //! e^((x − m_b)/τ) over the block from L1. The (m_b, s_b) pairs are merged into the row's
 //! (M, S) in f64 by the usual online rule S = S·e^((M_old − M)/τ) + s_b·e^((m_b − M)/τ), once per
@@ -37,12 +37,13 @@ use crate::element::{load_tail, store_tail, Element, VecOf};
 use crate::simd::exp::{base_magic, base_value, exp_base, exp_from_base, exp_scaled, pow2, Pair};
 use crate::simd::{FloatVec, Isa, Real};
 
-/// Elements per statistics block (chosen by measurement, see docs/design.md).
-pub(crate) const BLOCK: usize = 1024;
+/// Elements per statistics block (chosen by measurement, see docs/design.md: each block's
+/// exponentials wait for its maximum, and 2048 halves those waits against 1024).
+pub(crate) const BLOCK: usize = 2048;
 /// Elements per segment: the unit in which one huge row is split across threads. A row's
 /// statistics are always the ordered merge of its segments' statistics, whether or not the
 /// segments ran in parallel, so results do not depend on the thread count.
-pub(crate) const SEGMENT: usize = 64 * BLOCK;
+pub(crate) const SEGMENT: usize = 32 * BLOCK;
 
 /// Outputs of at least this many bytes are written with non-temporal stores (they cannot stay
 /// in the 32 MiB L3 anyway, and streaming saves reading each output line before writing it).
