@@ -442,9 +442,14 @@ pub fn cross_entropy_row<E: Element>(x: &[E], target: Option<usize>, o: &CeOptio
             let b = if j == t { (1.0 - eps) * w(t) } else { 0.0 } + smooth * w(j);
             let sums_to_one = !matches!(kind, RowKind::Nan | RowKind::AllNegInf);
             let g = if j == t && sums_to_one {
-                // A p_t − B_t = −B_t (1 − p_t) + (A − B_t) p_t, with 1 − p_t in double-double
-                // from the other entries.
-                let others = (0..n).filter(|&k| k != t).fold(0.0, |s, k| s + p[k]);
+                // A p_t − B_t = −B_t (1 − p_t) + (A − B_t) p_t, with 1 − p_t summed in
+                // double-double from the other entries (a plain f64 sum of 10^5 equal terms
+                // drifts by ~10^-12, far beyond f64's gradient bound: the huge_rows fuzz target
+                // found that).
+                let others = (0..n)
+                    .filter(|&k| k != t)
+                    .fold(Dd::new(0.0), |s, k| s.add(Dd::new(p[k])))
+                    .to_f64();
                 -b * others + (a - b) * p[t]
             } else {
                 a * p[j] - b
