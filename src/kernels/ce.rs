@@ -674,6 +674,11 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
         lse_is_coarse(fwd.lse).then(|| ln_sum_from(s_others, scan.xt, map.reference, p.sc.tau));
     let f = GradFactors::new(&map, t, n, fwd.lse, g, p, coarse);
     map.set_factors(&f);
+    // In place, the exponential pass has hinted the next row's lines already; out of place,
+    // the rescale hints the gradient buffer's next row, which the next exponential pass writes.
+    if core::ptr::eq(src, dst as *const E) {
+        map.ahead = 0;
+    }
     let weights = if p.eps > 0.0 { p.weights } else { None };
     // SAFETY: as above; the stored terms are turned into gradient entries (in place where
     // `terms` is `dst`).
@@ -1068,8 +1073,7 @@ unsafe fn stretch_impl<
     if !EXACT {
         while i + 4 * lanes <= end {
             if f.ahead != 0 {
-                isa.prefetch(src.wrapping_add(i + f.ahead) as *const u8);
-                isa.prefetch(src.wrapping_add(i + 2 * lanes + f.ahead) as *const u8);
+                row::prefetch_elems(isa, src.wrapping_add(i + f.ahead), 4 * lanes);
             }
             // SAFETY: i + 4·lanes <= end.
             unsafe {
@@ -1089,7 +1093,7 @@ unsafe fn stretch_impl<
     }
     while i + 2 * lanes <= end {
         if f.ahead != 0 {
-            isa.prefetch(src.wrapping_add(i + f.ahead) as *const u8);
+            row::prefetch_elems(isa, src.wrapping_add(i + f.ahead), 2 * lanes);
         }
         // SAFETY: i + 2·lanes <= end.
         unsafe {
@@ -1152,10 +1156,10 @@ unsafe fn rescale_stretch<S: Isa, E: Element>(
     let zero = <E::Real as Real>::ZERO;
     let isa = f.isa;
     let mut i = start;
-    // Whole vectors two per round (one prefetch per round), then the tail.
+    // Whole vectors two per round, then the tail.
     while i + 2 * lanes <= end {
         if f.ahead != 0 {
-            isa.prefetch(dst.wrapping_add(i + f.ahead) as *const u8);
+            row::prefetch_elems(isa, dst.wrapping_add(i + f.ahead), 2 * lanes);
         }
         // SAFETY: i + 2·lanes <= end; forwarded validity.
         unsafe {
