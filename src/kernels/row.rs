@@ -322,6 +322,11 @@ impl<S: Isa, E: Element> ScaleVecs<S, E> {
 /// Σ e^((x − m)/τ) over a block with finite maximum `m`; with `STORE`, also stores each term
 /// (computed with the exact argument) in `dst`, in the compute precision: `dst` is `x` itself
 /// (f32, f64) or a scratch row of the same length that does not overlap it (f16, bf16).
+///
+/// Also returns the maximum (NaN ignored, as [`max_scan`]) of `next`, the block after this one:
+/// its loads ride along with this block's exponentials four vectors per round, so that the
+/// next block's exponentials need not wait for a separate maximum pass (a drain of the core
+/// once per block).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     isa: S,
@@ -329,19 +334,31 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     dst: *mut E::Terms,
     n: usize,
     term: &impl VecMap<VecOf<S, E>>,
-) -> f64 {
+    next: &[E],
+) -> (f64, E::Real) {
     let lanes = VecOf::<S, E>::LANES;
     let ninf = <E::Real as Real>::NEG_INFINITY;
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
     // One accumulator fed by pairs: the exponential needs most of the 16 vector registers.
     let mut sum = LaneSum::new(isa, zero);
+    let mut next_max = splat::<S, E>(isa, ninf);
+    let next_ptr = next.as_ptr();
     let mut i = 0;
     // Four vectors per round (two pairs stepped together: more independent work in the
     // scheduler's window), then at most one pair.
     while i + 4 * lanes <= n {
-        // Fetch the next block while this one computes: its max pass then reads from cache
-        // and the DRAM transfer overlaps the exponentials.
-        prefetch_elems(isa, src.wrapping_add(i + BLOCK), 4 * lanes);
+        // Fetch the block after the next one while this one computes (the next one is read
+        // by this loop): the DRAM transfer overlaps the exponentials.
+        prefetch_elems(isa, src.wrapping_add(i + 2 * BLOCK), 4 * lanes);
+        if i + 4 * lanes <= next.len() {
+            // SAFETY: i + 4 * lanes <= next.len(). `v.max(acc)` keeps NaN out (max_scan).
+            unsafe {
+                let a = E::load(isa, next_ptr.add(i + lanes))
+                    .max(E::load(isa, next_ptr.add(i)).max(next_max));
+                next_max = E::load(isa, next_ptr.add(i + 3 * lanes))
+                    .max(E::load(isa, next_ptr.add(i + 2 * lanes)).max(a));
+            }
+        }
         // SAFETY: i + 4 * lanes <= n, and src/dst are valid for n elements.
         unsafe {
             let y = term.apply_quad([
@@ -359,8 +376,9 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
         }
         i += 4 * lanes;
     }
+    let folded = i.min(next.len() / (4 * lanes) * (4 * lanes));
     if i + 2 * lanes <= n {
-        prefetch_elems(isa, src.wrapping_add(i + BLOCK), 2 * lanes);
+        prefetch_elems(isa, src.wrapping_add(i + 2 * BLOCK), 2 * lanes);
         // SAFETY: i + 2 * lanes <= n, and src/dst are valid for n elements.
         unsafe {
             let (y0, y1) =
@@ -396,7 +414,10 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
         }
         sum.add(y, 1);
     }
-    sum.value() * unscale::<E>()
+    let (rest, _) = max_scan::<S, E, false>(isa, &next[folded..]);
+    let folded_max = next_max.reduce_max();
+    let next_max = if rest > folded_max { rest } else { folded_max };
+    (sum.value() * unscale::<E>(), next_max)
 }
 
 /// A vector accumulator whose lanes move their partial sums into an f64 running sum
@@ -682,42 +703,44 @@ impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
     }
 }
 
-/// Statistics of one block, optionally storing e^((x − m_b)/τ) into `dst`.
+/// Statistics of one block whose maximum (NaN ignored, [`max_scan`]) is `m`, optionally storing
+/// e^((x − m_b)/τ) into `dst`; also returns the maximum of `next`, the following block.
 ///
 /// # Safety
 /// `src` is valid for reading `n` elements; when `STORE`, `dst` is valid for writing `n` elements
-/// and is either `src` or does not overlap it.
+/// and is either `src` or does not overlap it; `dst` does not overlap `next`.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn block_stats<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
     isa: S,
     src: *const E,
     dst: *mut E::Terms,
     n: usize,
+    m: E::Real,
+    next: &[E],
     sc: &Scale<E::Real>,
-) -> Stats {
-    // SAFETY: forwarded from the caller; the slice is not alive across writes.
-    let (m, _) = max_scan::<S, E, false>(isa, unsafe { core::slice::from_raw_parts(src, n) });
+) -> (Stats, E::Real) {
     let finite = m > <E::Real as Real>::NEG_INFINITY && m < <E::Real as Real>::INFINITY;
     if !finite || (STORE && is_degenerate(m, sc)) {
         // SAFETY: forwarded from the caller.
-        return unsafe { special_block(src, dst, n, m, STORE) };
+        let stats = unsafe { special_block(src, dst, n, m, STORE) };
+        return (stats, max_scan::<S, E, false>(isa, next).0);
     }
     if STORE && !SCALED {
         // Stored terms are relative to the block's base c (≈ m), which is where the block's
         // statistics then stand; the rescaling pass uses the same c.
         if let Some(k) = exp_base::<E::Real>(m.to_f64()) {
             let term = BaseTerm::<S, E>::new(isa, k);
-            let sum = block_sum_exp::<S, E, true>(isa, src, dst, n, &term);
-            return Stats::new(base_value(k), sum);
+            let (sum, next_max) = block_sum_exp::<S, E, true>(isa, src, dst, n, &term, next);
+            return (Stats::new(base_value(k), sum), next_max);
         }
         // |m| too large for the grid: the exact TwoSum argument (τ = 1 in the scaled form).
         let term = ExpTerm::<S, E, true, true>::new(isa, m, sc);
-        let sum = block_sum_exp::<S, E, true>(isa, src, dst, n, &term);
-        return Stats::new(m.to_f64(), sum);
+        let (sum, next_max) = block_sum_exp::<S, E, true>(isa, src, dst, n, &term, next);
+        return (Stats::new(m.to_f64(), sum), next_max);
     }
     let term = ExpTerm::<S, E, SCALED, STORE>::new(isa, m, sc);
-    let sum = block_sum_exp::<S, E, STORE>(isa, src, dst, n, &term);
-    Stats::new(m.to_f64(), sum)
+    let (sum, next_max) = block_sum_exp::<S, E, STORE>(isa, src, dst, n, &term, next);
+    (Stats::new(m.to_f64(), sum), next_max)
 }
 
 /// # Safety
@@ -769,18 +792,28 @@ fn segment_stats_impl<S: Isa, E: Element, const SCALED: bool>(
 ) -> Stats {
     // A loop, not `fold` with a closure: closures lose the dispatched target features.
     let mut acc = Stats::EMPTY;
-    for block in x.chunks(BLOCK) {
-        // SAFETY: `block` is a valid slice; nothing is stored.
-        let b = unsafe {
+    // Each block's maximum comes from the pass over the block before it; the first block's
+    // from its own pass.
+    let mut m = max_scan::<S, E, false>(isa, &x[..BLOCK.min(x.len())]).0;
+    let mut start = 0;
+    while start < x.len() {
+        let end = (start + BLOCK).min(x.len());
+        let next = &x[end..(end + BLOCK).min(x.len())];
+        // SAFETY: the block x[start..end] is valid; nothing is stored.
+        let (b, next_max) = unsafe {
             block_stats::<S, E, SCALED, false>(
                 isa,
-                block.as_ptr(),
+                x.as_ptr().add(start),
                 core::ptr::null_mut(),
-                block.len(),
+                end - start,
+                m,
+                next,
                 sc,
             )
         };
         acc = acc.merge(b, sc.tau);
+        m = next_max;
+        start = end;
     }
     acc
 }
@@ -1185,17 +1218,35 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool>(
     debug_assert!(n.div_ceil(BLOCK) <= MAX_STORED_BLOCKS);
     let mut block_max = [0f64; MAX_STORED_BLOCKS];
     let mut st = Stats::EMPTY;
+    // SAFETY: src is valid for n elements; the slice ends before the first write.
+    let mut m = max_scan::<S, E, false>(isa, unsafe {
+        core::slice::from_raw_parts(src, BLOCK.min(n))
+    })
+    .0;
     let mut start = 0;
     let mut k = 0;
     while start < n {
         let len = BLOCK.min(n - start);
-        // SAFETY: start + len <= n; forwarded validity and aliasing.
-        let b = unsafe {
-            block_stats::<S, E, SCALED, true>(isa, src.add(start), terms.add(start), len, sc)
+        let end = start + len;
+        // SAFETY: start + len <= n; forwarded validity and aliasing. The next block is read
+        // only; this call writes terms[start..end], which does not overlap it (terms is dst,
+        // and then src itself or disjoint from it, or a scratch row disjoint from both).
+        let (b, next_max) = unsafe {
+            let next = core::slice::from_raw_parts(src.add(end), BLOCK.min(n - end));
+            block_stats::<S, E, SCALED, true>(
+                isa,
+                src.add(start),
+                terms.add(start),
+                len,
+                m,
+                next,
+                sc,
+            )
         };
         block_max[k] = b.max;
         st = st.merge(b, sc.tau);
-        start += len;
+        m = next_max;
+        start = end;
         k += 1;
     }
     match row_case(st) {
