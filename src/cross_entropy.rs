@@ -568,8 +568,8 @@ impl<E: Element> Call<'_, E> {
             return;
         }
         // A fixed order: the reduced loss does not depend on the thread count.
-        let total: f64 = out.row_losses.iter().sum();
-        let z_total: f64 = out.row_z_losses.iter().sum();
+        let total = fixed_order_sum(&out.row_losses);
+        let z_total = fixed_order_sum(&out.row_z_losses);
         out.loss = total * factor;
         out.z_loss = z_total * factor;
         out.valid_rows = self.valid_rows;
@@ -1138,4 +1138,22 @@ fn first_max_is<E: Element>(row: &[E], t: usize) -> bool {
     !row.iter().any(|v| v.to_f64().is_nan())
         && row[..t].iter().all(|v| v.to_f64() < xt)
         && row[t + 1..].iter().all(|v| v.to_f64() <= xt)
+}
+
+/// Σ x in a fixed order that does not depend on the thread count: eight interleaved partial
+/// sums (entry i goes to sum i mod 8), then combined pairwise. One running sum is a chain of
+/// dependent additions, four cycles per row (3.7 % of the profile of 20-column calls in cache).
+fn fixed_order_sum(x: &[f64]) -> f64 {
+    let mut partial = [0.0f64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (p, v) in partial.iter_mut().zip(chunk) {
+            *p += v;
+        }
+    }
+    for (p, v) in partial.iter_mut().zip(chunks.remainder()) {
+        *p += v;
+    }
+    let [a, b, c, d, e, f, g, h] = partial;
+    ((a + b) + (c + d)) + ((e + f) + (g + h))
 }

@@ -796,3 +796,97 @@ fn huge_rows_split_across_threads_match_oracle() {
         }
     });
 }
+
+/// The correct-prediction count with ties at the maximum, in rows short enough for the
+/// column-major batches and in long ones: a target counts when it is the row's first maximal
+/// class (torch.argmax), whether or not the maximum appears again after it.
+#[test]
+fn correct_count_with_ties_at_the_maximum() {
+    fn check<E: xent::Element>(from: impl Fn(f32) -> E) {
+        let ce = xent::CrossEntropy::new();
+        for cols in [3usize, 8, 20, 33, 300] {
+            // Per row: the positions holding the maximum (4.0), and the target.
+            let t = cols / 2;
+            let cases: [(&[usize], usize, bool); 7] = [
+                (&[t], t, true),
+                (&[t, cols - 1], t, true),
+                (&[0, t], t, false),
+                (&[t - 1, t], t, false),
+                (&[0, cols - 1], t, false),
+                (&[t + 1], t, false),
+                (&[0, 1, 2], 0, true),
+            ];
+            let rows = 3 * cases.len();
+            let mut x = vec![from(0.0); rows * cols];
+            let mut targets = vec![0u32; rows];
+            let mut want = 0;
+            for r in 0..rows {
+                let (maxima, target, first) = cases[r % cases.len()];
+                for j in 0..cols {
+                    x[r * cols + j] = from(((r + j) % 5) as f32 * 0.5 - 1.0);
+                }
+                for &j in maxima {
+                    x[r * cols + j] = from(4.0);
+                }
+                targets[r] = target as u32;
+                want += usize::from(first);
+            }
+            for_each_path(|path| {
+                let got = ce.forward(&x, cols, &targets).unwrap().correct;
+                assert_eq!(
+                    got,
+                    want,
+                    "{} cols {cols} {path:?}",
+                    core::any::type_name::<E>()
+                );
+                let mut g = x.clone();
+                let got = ce
+                    .forward_backward_inplace(&mut g, cols, &targets)
+                    .unwrap()
+                    .correct;
+                assert_eq!(got, want, "in place, cols {cols} {path:?}");
+            });
+        }
+    }
+    check(|v| v);
+    check(f64::from);
+    check(xent::half::bf16::from_f32);
+    check(xent::half::f16::from_f32);
+}
+
+/// As p_t → 1 the loss ln(1 + Σ_{j≠t} e^(x_j − x_t)) keeps its relative accuracy, in rows
+/// short enough for the column-major batches and in long ones (1 − p_t is never formed).
+#[test]
+fn confident_rows_keep_the_loss_relative_accuracy() {
+    fn check<E: xent::Element>(from: impl Fn(f32) -> E, rel: f64) {
+        let ce = xent::CrossEntropy::new().reduction(Reduction::None);
+        for cols in [5usize, 20, 300] {
+            let gaps = [0.5f32, 2.0, 10.0, 20.0, 40.0, 60.0, 80.0];
+            let rows = gaps.len() * 2;
+            let mut x = vec![from(0.0); rows * cols];
+            let mut targets = vec![0u32; rows];
+            for r in 0..rows {
+                let t = (r * 7) % cols;
+                for j in 0..cols {
+                    x[r * cols + j] = from(if j == t { 0.0 } else { -gaps[r % gaps.len()] });
+                }
+                targets[r] = t as u32;
+            }
+            for_each_path(|path| {
+                let out = ce.forward(&x, cols, &targets).unwrap();
+                for r in 0..rows {
+                    let d = gaps[r % gaps.len()] as f64;
+                    let want = ((cols - 1) as f64 * (-d).exp()).ln_1p();
+                    let got = out.row_losses[r];
+                    assert!(
+                        ((got - want) / want).abs() <= rel,
+                        "cols {cols} gap {d} {path:?}: loss {got:e}, want {want:e}"
+                    );
+                }
+            });
+        }
+    }
+    check(|v| v, 1e-6);
+    check(xent::half::bf16::from_f32, 1e-6);
+    check(f64::from, 1e-13);
+}

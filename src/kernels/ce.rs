@@ -1404,7 +1404,8 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     let column = |j: usize| unsafe { V::<S, E>::load(isa, columns.add(j * lanes)) };
 
     // In: every tile of LANES rows × LANES columns, transposed (nothing written yet), and each
-    // row's maximum on the way (`max` skips NaN: a NaN reaches the sums below instead).
+    // row's maximum on the way. `max` skips a NaN in its first operand only: a row's NaN either
+    // reaches its maximum (the row is special below) or its sums (found there).
     let mut max = splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY);
     for b in 0..K {
         if b < shape.k {
@@ -1415,10 +1416,31 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
             }
             V::<S, E>::transpose(&mut tile[..lanes]);
             let off = shape.off(b);
-            for (c, &v) in tile.iter().enumerate().take(width) {
+            // A whole tile in a loop of constant length: with the length `width`, the stores
+            // became one call to `memcpy` from a copy of the tile on the stack (11 % of the time
+            // of 20-column batches on AVX2, with the registers saved around the call).
+            let put = |c: usize, v: V<S, E>| {
                 // SAFETY: off + c < n.
                 unsafe { v.store(columns.add((off + c) * lanes)) };
-                max = v.max(max);
+            };
+            if width == lanes {
+                for (c, &v) in tile[..lanes].iter().enumerate() {
+                    put(c, v);
+                }
+                // The tile's maximum as a tree (depth log2 LANES, not a chain of LANES).
+                let mut w = lanes;
+                while w > 1 {
+                    w /= 2;
+                    for c in 0..w {
+                        tile[c] = tile[c].max(tile[c + w]);
+                    }
+                }
+                max = tile[0].max(max);
+            } else {
+                for (c, &v) in tile.iter().enumerate().take(width) {
+                    put(c, v);
+                    max = v.max(max);
+                }
             }
         }
     }
@@ -1464,12 +1486,6 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     if special == (1u32 << count) - 1 {
         return special;
     }
-    let mut t_real = [<E::Real as Real>::ZERO; BATCH_MAX];
-    for (t, row) in t_real.iter_mut().zip(batch) {
-        *t = real(row.t as f64);
-    }
-    // SAFETY: BATCH_MAX ≥ LANES.
-    let t_v = unsafe { V::<S, E>::load(isa, t_real.as_ptr()) };
     // Label smoothing's Σ w_j (M − x_j), while the logits are still there (in place).
     let mut gaps = [0.0f64; BATCH_MAX];
     if forward && p.eps > 0.0 {
@@ -1480,17 +1496,25 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         }
     }
 
-    // Each row's entry in its target's column: the logit before the pass below stores the
-    // terms over the columns, the target's term after it (no select per column).
-    let at_targets = || {
-        let mut entries = [0.0f64; BATCH_MAX];
-        for (r, (entry, row)) in entries.iter_mut().zip(batch).enumerate() {
-            // SAFETY: t < n, r < LANES.
-            *entry = unsafe { *columns.add(row.t * lanes + r) }.to_f64();
+    // The targets' logits as a vector, and −inf in their place: the column pass then sums
+    // the other terms without a select per column (the target's term is an exact 0 there) and
+    // finds the row's other maximal columns; the target's own term comes from this vector, by
+    // the same map, so it is the value the column would have held.
+    let mut x_target_real = [<E::Real as Real>::ZERO; BATCH_MAX];
+    for (r, (xt, row)) in x_target_real.iter_mut().zip(batch).enumerate() {
+        // SAFETY: t < n, r < LANES.
+        unsafe {
+            let entry = columns.add(row.t * lanes + r);
+            *xt = *entry;
+            *entry = <E::Real as Real>::NEG_INFINITY;
         }
-        entries
-    };
-    let x_target = at_targets();
+    }
+    // SAFETY: BATCH_MAX ≥ LANES.
+    let xt_v = unsafe { V::<S, E>::load(isa, x_target_real.as_ptr()) };
+    let mut x_target = [0.0f64; BATCH_MAX];
+    for (x, xt) in x_target.iter_mut().zip(&x_target_real) {
+        *x = xt.to_f64();
+    }
 
     // The exponentials, relative to each row's reference: its maximum, or for unscaled f32
     // rows (|M| < half of BASE_LIMIT) the base c ≈ M of `exp_from_base`, whose argument needs
@@ -1518,28 +1542,23 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         );
         let term = BaseTerm::<S, E>::per_lane(isa, floor, k);
         // SAFETY: forwarded (the columns were written above, up to `padded`).
-        let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, t_v, max) };
+        let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, xt_v, max) };
         (sums, Some(k))
     } else {
         let term = row::ExpTerm::<S, E, SCALED, true>::per_lane(isa, max, neg_max, floor, &p.sc);
         // SAFETY: as above.
-        let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, t_v, max) };
+        let sums = unsafe { column_sums::<S, E, _>(isa, &term, columns, n, xt_v, max) };
         (sums, None)
     };
     let (
         ColumnSums {
             mut s_others,
-            first_max,
-            mut nan,
+            mut e_target,
+            other_max,
+            nan,
         },
         base_k,
     ) = sums;
-    let mut e_target = at_targets();
-    for (r, e_t) in e_target.iter().enumerate() {
-        if e_t.is_nan() {
-            nan |= 1 << r;
-        }
-    }
     // A NaN anywhere in a row reached its sums or its target's term: such rows take the
     // general path.
     special |= nan & ((1u32 << count) - 1);
@@ -1613,7 +1632,22 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         let z_coeff = S::F64::splat(isa, p.z);
         rows_f64!(isa, lanes, [wt, lse] => out.z, coeff_mul_vec(z_coeff.mul(wt), lse.mul(lse), zero64));
         out.lse = lse;
-        out.correct = V::<S, E>::mask_bits(first_max.eq(t_v));
+        // The target is the first maximal column where it is maximal and no other column is,
+        // or (a tie) where none of the columns before it is.
+        let mut correct = V::<S, E>::mask_bits(xt_v.eq(max));
+        let tied = correct & other_max;
+        for r in 0..lanes {
+            if tied >> r & 1 != 0 {
+                let row = batch[r];
+                // SAFETY: t < n and src is valid for n elements, not yet written (in place, the
+                // gradient is written below).
+                let before = unsafe { core::slice::from_raw_parts(row.src, row.t) };
+                if before.iter().any(|x| x.to_real() == m[r]) {
+                    correct &= !(1 << r);
+                }
+            }
+        }
+        out.correct = correct;
     } else {
         for (lse, row) in lse.iter_mut().zip(batch) {
             *lse = row.saved_lse;
@@ -1710,21 +1744,24 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
 }
 
 /// What one pass over a small batch's columns gathers, per row (lane).
-struct ColumnSums<V> {
+struct ColumnSums {
     /// Σ_{j≠t} e_j, widened to f64 after every four columns.
     s_others: [f64; BATCH_MAX],
-    /// The first column equal to the row's maximum (n where none is).
-    first_max: V,
-    /// Bit i: a NaN among row i's terms other than the target's.
+    /// e_t, the target's term.
+    e_target: [f64; BATCH_MAX],
+    /// Bit i: another column of row i equals its maximum.
+    other_max: u32,
+    /// Bit i: a NaN among row i's terms.
     nan: u32,
 }
 
 /// The exponentials of a small batch's columns (`columns`: column j at j·LANES, padded with
-/// −inf up to a multiple of four), stored over them; per row the sum without the target (f32
-/// over four columns, then f64, as the row-major kernels sum a lane) and the first maximal
-/// column. Four columns per round (independent chains), from the last round to the first, so
-/// that a plain select leaves the first maximal column; the loop carries few vectors (the
-/// register file holds the exponential's constants too).
+/// −inf up to a multiple of four, each row's target entry replaced by −inf), stored over them;
+/// per row the sum of the others (f32 over four columns, then f64, as the row-major kernels sum
+/// a lane), the target's term (from `x_target`, by the same map), and whether another column
+/// holds the maximum. Four columns per round (independent chains), from the last round to the
+/// first; the loop carries few vectors (the register file holds the exponential's constants
+/// too).
 ///
 /// # Safety
 /// `columns` valid for reading and writing `n.next_multiple_of(4)` columns of LANES values.
@@ -1734,14 +1771,13 @@ unsafe fn column_sums<S: Isa, E: Element, T: VecMap<VecOf<S, E>>>(
     term: &T,
     columns: *mut E::Real,
     n: usize,
-    t_v: VecOf<S, E>,
+    x_target: VecOf<S, E>,
     max: VecOf<S, E>,
-) -> ColumnSums<VecOf<S, E>> {
+) -> ColumnSums {
     type V<S, E> = VecOf<S, E>;
     let lanes = V::<S, E>::LANES;
-    let real = <E::Real as Real>::from_f64;
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
-    let one = splat::<S, E>(isa, real(1.0));
+    let one = splat::<S, E>(isa, <E::Real as Real>::ONE);
     let padded = n.next_multiple_of(4);
     // SAFETY (all accesses to `columns`): j < padded.
     let column = |j: usize| unsafe { V::<S, E>::load(isa, columns.add(j * lanes)) };
@@ -1749,33 +1785,32 @@ unsafe fn column_sums<S: Isa, E: Element, T: VecMap<VecOf<S, E>>>(
     // Every term but the target's once more, in f32: NaN there exactly where such a term is
     // (they are finite and ≥ 0 otherwise, so the sum cannot be inf − inf).
     let mut probe = zero;
-    let mut first_max = splat::<S, E>(isa, real(n as f64));
-    // The index of the column at hand, counting down.
-    let mut col = splat::<S, E>(isa, real(padded as f64));
+    // Per row, how many of the other columns equal the maximum (a count in floating point,
+    // one `and` and one addition per column: no select).
+    let mut hits = zero;
     let mut j = padded;
     while j > 0 {
         j -= 4;
         let v = [column(j), column(j + 1), column(j + 2), column(j + 3)];
         let e = term.apply_quad(v);
-        let mut others = [zero; 4];
-        for q in (0..4).rev() {
-            col = col.sub(one);
+        for q in 0..4 {
             // SAFETY: j + q < padded.
             unsafe { e[q].store(columns.add((j + q) * lanes)) };
-            // Padding columns (−inf, hence exact zeros) count for nothing.
-            if j + q < n {
-                others[q] = V::<S, E>::select(col.eq(t_v), zero, e[q]);
-            }
-            first_max = V::<S, E>::select(v[q].eq(max), col, first_max);
+            hits = hits.add(one.and_mask(v[q].eq(max)));
         }
-        let quad = others[0].add(others[1]).add(others[2].add(others[3]));
+        // Padding columns and the targets' entries (−inf) give exact zeros.
+        let quad = e[0].add(e[1]).add(e[2].add(e[3]));
         probe = probe.add(quad);
         quad.add_lanes_f64(&mut s_others);
     }
+    let mut e_target = [0.0f64; BATCH_MAX];
+    let e_t = term.apply(x_target);
+    e_t.add_lanes_f64(&mut e_target);
     ColumnSums {
         s_others,
-        first_max,
-        nan: V::<S, E>::mask_bits(probe.is_nan()),
+        e_target,
+        other_max: V::<S, E>::mask_bits(hits.ge(one)),
+        nan: V::<S, E>::mask_bits(V::<S, E>::mask_or(probe.is_nan(), e_t.is_nan())),
     }
 }
 
@@ -1822,7 +1857,11 @@ fn batch_nll_f32<S: Isa>(
     ln_s: &mut [f64],
 ) {
     let w = <S::F64 as FloatVec>::LANES;
-    let one = S::F64::splat(isa, 1.0);
+    let (zero, one, two) = (
+        S::F64::splat(isa, 0.0),
+        S::F64::splat(isa, 1.0),
+        S::F64::splat(isa, 2.0),
+    );
     let inv = S::F64::splat(isa, inv_tau);
     let mut i = 0;
     while i + w <= rows {
@@ -1839,9 +1878,13 @@ fn batch_nll_f32<S: Isa>(
             let s = s_o.add(e_t);
             // Both arguments are at least e^-(1/1024) (the target's term, or the maximum's).
             let l = crate::simd::log::ln_at_least_half(isa, S::F64::select(at_max, w1, s));
-            // ln(1 + u) = ln(w) · u / (w − 1) with w = 1 + u rounded: exact to the log's
-            // accuracy even where u is below w's rounding (and u itself where w = 1).
-            let log1p = S::F64::select(w1.eq(one), u, l.mul(u).div(w1.sub(one)));
+            // ln(1 + u) = ln(w) + ln(1 + r/w) with w = 1 + u rounded and r = u − (w − 1) its
+            // rounding error (w − 1 is exact below 2): ln(1 + r/w) = r/w to within r², and
+            // below w = 2, r/w = r to within |r|·u ≤ 2^-53·u (u itself where w = 1, ln w = 0).
+            // From w = 2 on, |r/w| ≤ 2^-53 is below ln w's last bit and dropped. The
+            // logarithm's relative accuracy holds down to the smallest u, with no division.
+            let r = u.sub(w1.sub(one));
+            let log1p = l.add(S::F64::select(w1.lt(two), r, zero));
             let gap_form = c.sub(xt).mul_add(inv, l);
             S::F64::select(at_max, log1p, gap_form).store(nll.as_mut_ptr().add(i));
             S::F64::select(at_max, xt.sub(c).mul_add(inv, log1p), l)
