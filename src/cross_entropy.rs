@@ -1095,7 +1095,7 @@ impl<E: Element> CeJob<'_, E> {
                     Some(_) => RowForward {
                         // Accuracy is judged on the logits themselves (capping can round
                         // distinct large logits to one value).
-                        correct: target.is_some_and(|t| first_max_is(row, t)),
+                        correct: target.is_some_and(|t| ce::first_max_is(row, t)),
                         ..ce::row_forward(isa, &scratch.capped, target, &self.p64)
                     },
                     None => ce::row_forward(isa, row, target, &self.p),
@@ -1130,14 +1130,6 @@ impl<E: Element> CeJob<'_, E> {
         }
         correct
     }
-}
-
-/// Whether `t` is the first maximal entry of a row without NaN.
-fn first_max_is<E: Element>(row: &[E], t: usize) -> bool {
-    let xt = row[t].to_f64();
-    !row.iter().any(|v| v.to_f64().is_nan())
-        && row[..t].iter().all(|v| v.to_f64() < xt)
-        && row[t + 1..].iter().all(|v| v.to_f64() <= xt)
 }
 
 /// Σ x in a fixed order that does not depend on the thread count: eight interleaved partial

@@ -739,6 +739,15 @@ impl RowScan {
     }
 }
 
+/// Whether `t` is the first maximal entry of a row without NaN (by a scalar scan: the rows
+/// the vector passes cannot decide, special ones and ties in a small batch).
+pub(crate) fn first_max_is<E: Element>(row: &[E], t: usize) -> bool {
+    let xt = row[t].to_f64();
+    !row.iter().any(|v| v.to_f64().is_nan())
+        && row[..t].iter().all(|v| v.to_f64() < xt)
+        && row[t + 1..].iter().all(|v| v.to_f64() <= xt)
+}
+
 /// Σ_j w_j (M − x_j)·GAP_SCALE when label smoothing is on (0 otherwise).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 fn smoothing_gaps<S: Isa, E: Element>(isa: S, x: &[E], m: f64, p: &CeParams<E::Real>) -> f64 {
@@ -1632,17 +1641,16 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         let z_coeff = S::F64::splat(isa, p.z);
         rows_f64!(isa, lanes, [wt, lse] => out.z, coeff_mul_vec(z_coeff.mul(wt), lse.mul(lse), zero64));
         out.lse = lse;
-        // The target is the first maximal column where it is maximal and no other column is,
-        // or (a tie) where none of the columns before it is.
+        // The target is the first maximal column where it is maximal and no other column is;
+        // a tie is settled by the scalar scan.
         let mut correct = V::<S, E>::mask_bits(xt_v.eq(max));
         let tied = correct & other_max;
-        for r in 0..lanes {
+        for (r, row) in batch.iter().enumerate() {
             if tied >> r & 1 != 0 {
-                let row = batch[r];
-                // SAFETY: t < n and src is valid for n elements, not yet written (in place, the
-                // gradient is written below).
-                let before = unsafe { core::slice::from_raw_parts(row.src, row.t) };
-                if before.iter().any(|x| x.to_real() == m[r]) {
+                // SAFETY: src is valid for n elements, not yet written (in place, the gradient
+                // is written below).
+                let x = unsafe { core::slice::from_raw_parts(row.src, n) };
+                if !first_max_is(x, row.t) {
                     correct &= !(1 << r);
                 }
             }
