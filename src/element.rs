@@ -41,6 +41,11 @@ pub trait Element:
     /// A short name (`"f32"`).
     const NAME: &'static str;
 
+    /// The pattern of +inf where the type is 16-bit sign-magnitude (f16, bf16): a scan for the
+    /// maximum and NaN can then compare the stored patterns as integers. `None` for f32, f64.
+    #[doc(hidden)]
+    const HALF_INF_BITS: Option<u16> = None;
+
     /// Converts to the compute precision (exact).
     #[doc(hidden)]
     fn to_real(self) -> Self::Real;
@@ -216,6 +221,7 @@ macro_rules! half_element {
             type Real = f32;
             type Terms = f32;
             const NAME: &'static str = $name;
+            const HALF_INF_BITS: Option<u16> = Some(<$t>::INFINITY.to_bits());
 
             kernel_instances!();
 

@@ -1,9 +1,12 @@
 //! max and argmax against the oracle: lengths around every vector width, alignments, NaN
-//! anywhere, ties, signed zeros, and every instruction-set path.
+//! anywhere, ties, signed zeros, and every instruction-set path; f32, f64, f16 and bf16 (whose
+//! scan compares the stored patterns as integers, so every pattern is checked against the
+//! others).
 
 mod common;
 
 use common::{for_each_path, special_f64};
+use half::{bf16, f16};
 use proptest::prelude::*;
 use xent::Element;
 
@@ -61,6 +64,10 @@ fn every_length_and_alignment() {
                     check(&v[align..]);
                     let v = seq::<f64>(n + align, n as u64 * 5 + align as u64, specials);
                     check(&v[align..]);
+                    let v = seq::<f16>(n + align, n as u64 * 3 + align as u64, specials);
+                    check(&v[align..]);
+                    let v = seq::<bf16>(n + align, n as u64 * 11 + align as u64, specials);
+                    check(&v[align..]);
                 }
             }
         }
@@ -79,6 +86,20 @@ fn nan_at_every_position() {
                 let mut v = seq::<f64>(n, 3, false);
                 v[pos] = f64::NAN;
                 check(&v);
+                // Half precision: NaNs of either sign, quiet or signalling, with payloads
+                // (the integer scan sees them at both ends of the pattern order).
+                for nan in [0x7FC0u16, 0xFFC0, 0x7F81, 0xFFFF, 0x7FFF, 0xFF81] {
+                    let mut v = seq::<bf16>(n, 5, false);
+                    v[pos] = bf16::from_bits(nan);
+                    check(&v);
+                    assert_eq!(xent::argmax(&v), Some(pos));
+                }
+                for nan in [0x7E00u16, 0xFE00, 0x7C01, 0xFFFF, 0x7FFF, 0xFC01] {
+                    let mut v = seq::<f16>(n, 5, false);
+                    v[pos] = f16::from_bits(nan);
+                    check(&v);
+                    assert_eq!(xent::argmax(&v), Some(pos));
+                }
             }
         }
     });
@@ -100,6 +121,64 @@ fn ties_infinities_and_zeros() {
     });
 }
 
+/// Every 16-bit pattern against backgrounds from −inf to +inf, at the first and the last
+/// position of a slice that fills an AVX-512 register of patterns and leaves a tail.
+fn every_pattern<E: Element>(from_bits: fn(u16) -> E) {
+    let backgrounds = [
+        0xFF80u16, 0xC000, 0x8001, 0x8000, 0x0000, 0x0001, 0x4000, 0x7F7F,
+    ];
+    for_each_path(|_| {
+        for &back in &backgrounds {
+            let mut v = vec![from_bits(back); 33];
+            for bits in 0..=u16::MAX {
+                for pos in [0, 31, 32] {
+                    v[pos] = from_bits(bits);
+                    check(&v);
+                    v[pos] = from_bits(back);
+                }
+            }
+        }
+    });
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "2^16 patterns × 24 slices per path: run in release (.ci/run does)"
+)]
+fn every_bf16_pattern() {
+    every_pattern(bf16::from_bits);
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "2^16 patterns × 24 slices per path: run in release (.ci/run does)"
+)]
+fn every_f16_pattern() {
+    every_pattern(f16::from_bits);
+}
+
+#[test]
+fn half_signed_zeros_and_infinities() {
+    for_each_path(|_| {
+        let z = |b: u16| bf16::from_bits(b);
+        assert_eq!(xent::max(&[z(0x8000); 40]).unwrap().to_bits(), 0x8000);
+        assert_eq!(xent::max(&[z(0xFF80); 40]), Some(bf16::NEG_INFINITY));
+        let mut v = vec![z(0x8000); 40];
+        v[37] = z(0);
+        assert_eq!(xent::max(&v).unwrap().to_f64(), 0.0);
+        assert_eq!(xent::argmax(&v), Some(0));
+        let mut w = vec![bf16::from_f64(-1.0); 40];
+        w[37] = z(0);
+        assert_eq!(xent::max(&w).unwrap().to_bits(), 0);
+        v[3] = bf16::INFINITY;
+        assert_eq!(xent::max(&v), Some(bf16::INFINITY));
+        assert_eq!(xent::max(&[f16::NEG_INFINITY; 65]), Some(f16::NEG_INFINITY));
+        assert_eq!(xent::argmax(&[f16::NEG_INFINITY; 65]), Some(0));
+    });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
@@ -107,6 +186,8 @@ proptest! {
         for_each_path(|_| {
             check(&seq::<f32>(n, seed, specials));
             check(&seq::<f64>(n / 2, seed, specials));
+            check(&seq::<f16>(n / 2, seed, specials));
+            check(&seq::<bf16>(n / 2, seed, specials));
         });
     }
 }

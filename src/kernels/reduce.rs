@@ -9,12 +9,23 @@ use crate::element::{load_tail, Element, VecOf};
 use crate::simd::{FloatVec, Isa, Real};
 
 /// (maximum ignoring NaN, whether any NaN was seen). The maximum is −inf for an empty or all-NaN
-/// slice; the NaN flag is only computed when `TRACK_NAN`.
+/// slice; the NaN flag is only computed when `TRACK_NAN`, and then the maximum of a slice with a
+/// NaN is unspecified (the half-precision types' integer scan, [`half_max_scan`], does not
+/// ignore NaN).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
     isa: S,
     x: &[E],
 ) -> (E::Real, bool) {
+    if let (true, Some(inf)) = (TRACK_NAN, E::HALF_INF_BITS) {
+        // SAFETY: a type with HALF_INF_BITS is a 16-bit pattern (half::f16, half::bf16 are
+        // `repr(transparent)` over u16), so the slice is as many readable u16 values.
+        let bits = unsafe { core::slice::from_raw_parts(x.as_ptr() as *const u16, x.len()) };
+        let (max, nan) = half_max_scan(isa, bits, inf);
+        // SAFETY: as above, `max` is a pattern of E.
+        let max = unsafe { core::mem::transmute_copy::<u16, E>(&max) };
+        return (max.to_real(), nan);
+    }
     let lanes = VecOf::<S, E>::LANES;
     let ninf = <E::Real as Real>::NEG_INFINITY;
     let init = <VecOf<S, E> as FloatVec>::splat(isa, ninf);
@@ -61,6 +72,49 @@ pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
     }
     let m = acc2.max(acc).reduce_max();
     (m, TRACK_NAN && VecOf::<S, E>::mask_bits(nan) != 0)
+}
+
+/// [`max_scan`] with NaN tracked, for a 16-bit sign-magnitude type whose +inf is `inf`, on
+/// the stored patterns: (the maximum's pattern, whether any NaN was seen). Read as a signed
+/// integer, a non-negative value's pattern orders as its value and beats every negative one;
+/// when there is none, the maximum is the negative value of smallest magnitude, the smallest
+/// pattern as an unsigned integer. NaNs lie beyond ±inf in either order. With a NaN the
+/// maximum is unspecified (every caller then ignores it); the maximum of zeros of both signs
+/// is +0; empty → −inf. A register of patterns costs three integer operations, where the
+/// floating-point scan widens every value and compares half as many per register.
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+fn half_max_scan<S: Isa>(isa: S, bits: &[u16], inf: u16) -> (u16, bool) {
+    let neg_inf = inf | 0x8000;
+    let lanes = S::BITS16_LANES;
+    let n = bits.len();
+    let p = bits.as_ptr();
+    // Starts that every value replaces: i16::MIN (the pattern of −0, whose place the unsigned
+    // minimum decides), −inf, and 0.
+    let mut acc = isa.splat_extremes16([0x8000, neg_inf, 0]);
+    let mut i = 0;
+    while i + 4 * lanes <= n {
+        // SAFETY: i + 4·lanes <= n.
+        unsafe {
+            acc = isa.fold_extremes16(acc, p.add(i));
+            acc = isa.fold_extremes16(acc, p.add(i + lanes));
+            acc = isa.fold_extremes16(acc, p.add(i + 2 * lanes));
+            acc = isa.fold_extremes16(acc, p.add(i + 3 * lanes));
+        }
+        i += 4 * lanes;
+    }
+    while i + lanes <= n {
+        // SAFETY: i + lanes <= n.
+        acc = unsafe { isa.fold_extremes16(acc, p.add(i)) };
+        i += lanes;
+    }
+    let [mut smax, mut umin, mut umax] = S::reduce_extremes16(acc);
+    for &b in &bits[i..] {
+        smax = (smax as i16).max(b as i16) as u16;
+        umin = umin.min(b);
+        umax = umax.max(b);
+    }
+    let nan = smax as i16 > inf as i16 || umax > neg_inf;
+    (if (smax as i16) >= 0 { smax } else { umin }, nan)
 }
 
 /// Index of the first element equal to `target`, or of the first NaN when `target` is NaN.

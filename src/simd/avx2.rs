@@ -103,6 +103,48 @@ impl Isa for Avx2 {
             _mm_storeu_si128(ptr as *mut __m128i, h);
         }
     }
+
+    type Extremes16 = [__m256i; 3];
+    const BITS16_LANES: usize = 16;
+
+    #[inline(always)]
+    fn splat_extremes16(self, start: [u16; 3]) -> [__m256i; 3] {
+        // SAFETY: the token proves AVX2.
+        unsafe {
+            [
+                _mm256_set1_epi16(start[0] as i16),
+                _mm256_set1_epi16(start[1] as i16),
+                _mm256_set1_epi16(start[2] as i16),
+            ]
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn fold_extremes16(self, acc: [__m256i; 3], ptr: *const u16) -> [__m256i; 3] {
+        // SAFETY: the caller guarantees 16 readable values; the token proves AVX2.
+        unsafe {
+            let b = _mm256_loadu_si256(ptr as *const __m256i);
+            [
+                _mm256_max_epi16(acc[0], b),
+                _mm256_min_epu16(acc[1], b),
+                _mm256_max_epu16(acc[2], b),
+            ]
+        }
+    }
+
+    #[inline(always)]
+    fn reduce_extremes16(acc: [__m256i; 3]) -> [u16; 3] {
+        let mut lanes = [[0u16; 16]; 3];
+        for (out, v) in lanes.iter_mut().zip(acc) {
+            // SAFETY: `out` holds 16 values; the vectors exist only through a token.
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, v) };
+        }
+        [
+            lanes[0].iter().map(|&b| b as i16).max().unwrap_or(i16::MIN) as u16,
+            lanes[1].iter().copied().min().unwrap_or(u16::MAX),
+            lanes[2].iter().copied().max().unwrap_or(0),
+        ]
+    }
 }
 
 /// Eight f32 lanes.

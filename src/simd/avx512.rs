@@ -112,6 +112,48 @@ impl Isa for Avx512 {
             _mm256_storeu_si256(ptr as *mut __m256i, h);
         }
     }
+
+    type Extremes16 = [__m512i; 3];
+    const BITS16_LANES: usize = 32;
+
+    #[inline(always)]
+    fn splat_extremes16(self, start: [u16; 3]) -> [__m512i; 3] {
+        // SAFETY: the token proves AVX-512F.
+        unsafe {
+            [
+                _mm512_set1_epi16(start[0] as i16),
+                _mm512_set1_epi16(start[1] as i16),
+                _mm512_set1_epi16(start[2] as i16),
+            ]
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn fold_extremes16(self, acc: [__m512i; 3], ptr: *const u16) -> [__m512i; 3] {
+        // SAFETY: the caller guarantees 32 readable values; the token proves AVX-512 F and BW.
+        unsafe {
+            let b = _mm512_loadu_si512(ptr as *const __m512i);
+            [
+                _mm512_max_epi16(acc[0], b),
+                _mm512_min_epu16(acc[1], b),
+                _mm512_max_epu16(acc[2], b),
+            ]
+        }
+    }
+
+    #[inline(always)]
+    fn reduce_extremes16(acc: [__m512i; 3]) -> [u16; 3] {
+        let mut lanes = [[0u16; 32]; 3];
+        for (out, v) in lanes.iter_mut().zip(acc) {
+            // SAFETY: `out` holds 32 values; the vectors exist only through a token.
+            unsafe { _mm512_storeu_si512(out.as_mut_ptr() as *mut __m512i, v) };
+        }
+        [
+            lanes[0].iter().map(|&b| b as i16).max().unwrap_or(i16::MIN) as u16,
+            lanes[1].iter().copied().min().unwrap_or(u16::MAX),
+            lanes[2].iter().copied().max().unwrap_or(0),
+        ]
+    }
 }
 
 /// Sixteen f32 lanes.

@@ -139,6 +139,28 @@ pub trait Isa: Copy + Send + Sync + Debug + 'static {
     /// # Safety
     /// `ptr` must be valid for writing `F32::LANES` values (no alignment needed).
     unsafe fn store_half<const BF16: bool>(v: Self::F32, ptr: *mut u16);
+
+    /// Running extremes of 16-bit patterns, [`Isa::BITS16_LANES`] lanes: the largest as a
+    /// signed integer, the smallest and the largest as unsigned ones. Half-precision values
+    /// are sign-magnitude, so a maximum scan can take these straight from the stored bits
+    /// (`reduce::half_max_scan`) instead of widening every value to f32.
+    type Extremes16: Copy;
+
+    /// Patterns one [`Isa::fold_extremes16`] reads.
+    const BITS16_LANES: usize;
+
+    /// Every lane set to `start`, in the order (signed maximum, unsigned minimum, unsigned
+    /// maximum).
+    fn splat_extremes16(self, start: [u16; 3]) -> Self::Extremes16;
+
+    /// Folds [`Isa::BITS16_LANES`] patterns read from `ptr` into `acc`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading `BITS16_LANES` values (no alignment needed).
+    unsafe fn fold_extremes16(self, acc: Self::Extremes16, ptr: *const u16) -> Self::Extremes16;
+
+    /// The extremes over the lanes, in the order of [`Isa::splat_extremes16`].
+    fn reduce_extremes16(acc: Self::Extremes16) -> [u16; 3];
 }
 
 /// The operations a kernel may perform on a vector of `LANES` values of one precision.

@@ -46,6 +46,26 @@ impl Isa for Scalar {
         // SAFETY: the caller guarantees one writable value.
         unsafe { ptr.write_unaligned(bits) }
     }
+
+    type Extremes16 = [u16; 3];
+    const BITS16_LANES: usize = 1;
+
+    #[inline(always)]
+    fn splat_extremes16(self, start: [u16; 3]) -> [u16; 3] {
+        start
+    }
+
+    #[inline(always)]
+    unsafe fn fold_extremes16(self, [smax, umin, umax]: [u16; 3], ptr: *const u16) -> [u16; 3] {
+        // SAFETY: the caller guarantees one readable value.
+        let b = unsafe { ptr.read_unaligned() };
+        [(smax as i16).max(b as i16) as u16, umin.min(b), umax.max(b)]
+    }
+
+    #[inline(always)]
+    fn reduce_extremes16(acc: [u16; 3]) -> [u16; 3] {
+        acc
+    }
 }
 
 macro_rules! scalar_vec {
