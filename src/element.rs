@@ -74,6 +74,18 @@ pub trait Element:
     #[doc(hidden)]
     unsafe fn store<S: Isa>(v: VecOf<S, Self>, ptr: *mut Self);
 
+    /// [`Element::store`] of lanes none of which is NaN: the same bits, without the NaN
+    /// handling where a type has one (bfloat16's integer rounding).
+    ///
+    /// # Safety
+    /// As [`Element::store`]; no lane of `v` may be NaN (a NaN lane would be stored as some
+    /// other value).
+    #[doc(hidden)]
+    unsafe fn store_no_nan<S: Isa>(v: VecOf<S, Self>, ptr: *mut Self) {
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::store::<S>(v, ptr) }
+    }
+
     /// Stores `LANES` elements with a non-temporal store.
     ///
     /// # Safety
@@ -255,7 +267,12 @@ macro_rules! half_element {
             #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn store<S: Isa>(v: S::F32, ptr: *mut Self) {
                 // SAFETY: forwarded from the caller.
-                unsafe { S::store_half::<$bf16>(v, ptr as *mut u16) }
+                unsafe { S::store_half::<$bf16, true>(v, ptr as *mut u16) }
+            }
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
+            unsafe fn store_no_nan<S: Isa>(v: S::F32, ptr: *mut Self) {
+                // SAFETY: forwarded from the caller, who guarantees no NaN lane.
+                unsafe { S::store_half::<$bf16, false>(v, ptr as *mut u16) }
             }
             #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn stream<S: Isa>(v: S::F32, ptr: *mut Self) {

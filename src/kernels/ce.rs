@@ -683,12 +683,32 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     // SAFETY: as above; the stored terms are turned into gradient entries (in place where
     // `terms` is `dst`).
     unsafe {
-        rescale_stretch(&map, terms, dst, 0, t, weights);
-        rescale_stretch(&map, terms, dst, t + 1, n, weights);
+        if weights.is_none() && entries_are_bounded::<E>(&f) {
+            rescale_stretch::<S, E, false>(&map, terms, dst, 0, t, None);
+            rescale_stretch::<S, E, false>(&map, terms, dst, t + 1, n, None);
+        } else {
+            rescale_stretch::<S, E, true>(&map, terms, dst, 0, t, weights);
+            rescale_stretch::<S, E, true>(&map, terms, dst, t + 1, n, weights);
+        }
         let others = s_others * f.shift;
         *dst.add(t) = E::from_f64(f.target_entry(others, scan.xt, p.sc.tau.inv));
     }
     Some(fwd)
+}
+
+/// Whether every gradient entry α·e − β of a row (no class weights) is finite: the stored
+/// terms e are at most e^0.7 · 2^SCALE_SHIFT (`exp_from_base`), so where the sum of
+/// |α|·2^(SCALE_SHIFT + 1) and |β| is at most half the largest finite value of the compute
+/// precision no entry overflows, and none is NaN. Such rows store their entries without a NaN check (bfloat16's rounding
+/// has one: `Element::store_no_nan`).
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+fn entries_are_bounded<E: Element>(f: &GradFactors) -> bool {
+    let e_max = crate::simd::exp::pow2::<f64>(<E::Real as Real>::SCALE_SHIFT + 1);
+    let bound = f.alpha.abs() * e_max + f.beta.abs();
+    // Rounded to the compute precision, twice the bound is still finite (NaN fails too).
+    <E::Real as Real>::from_f64(2.0 * bound)
+        .to_f64()
+        .is_finite()
 }
 
 /// Whether a row of `n` entries takes the cached path: a read-only pass for its maximum (and
@@ -1152,7 +1172,7 @@ unsafe fn neg_beta<S: Isa, E: Element>(
 /// `terms` valid for reading and `dst` for writing `end` elements (the same memory, or
 /// disjoint); `weights`, when given, has `end` or more entries.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-unsafe fn rescale_stretch<S: Isa, E: Element>(
+unsafe fn rescale_stretch<S: Isa, E: Element, const NAN: bool>(
     f: &GradMap<S, E>,
     terms: *const E::Terms,
     dst: *mut E,
@@ -1176,8 +1196,13 @@ unsafe fn rescale_stretch<S: Isa, E: Element>(
             let e1 = E::Terms::load(isa, terms.add(i + lanes));
             let nb0 = neg_beta(f, w_ptr, i, lanes);
             let nb1 = neg_beta(f, w_ptr, i + lanes, lanes);
-            E::store(e0.mul_add(f.alpha, nb0), dst.add(i));
-            E::store(e1.mul_add(f.alpha, nb1), dst.add(i + lanes));
+            if NAN {
+                E::store(e0.mul_add(f.alpha, nb0), dst.add(i));
+                E::store(e1.mul_add(f.alpha, nb1), dst.add(i + lanes));
+            } else {
+                E::store_no_nan(e0.mul_add(f.alpha, nb0), dst.add(i));
+                E::store_no_nan(e1.mul_add(f.alpha, nb1), dst.add(i + lanes));
+            }
         }
         i += 2 * lanes;
     }

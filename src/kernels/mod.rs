@@ -429,6 +429,8 @@ struct ConvertTask<'a, E> {
     elems: &'a mut [E],
     reals: &'a mut [f32],
     to_f32: bool,
+    /// Whole vectors stored with `Element::store_no_nan` (the caller's reals hold no NaN).
+    no_nan: bool,
 }
 
 impl<E: Element<Real = f32>> Kernel for ConvertTask<'_, E> {
@@ -463,7 +465,9 @@ impl<E: Element<Real = f32>> Kernel for ConvertTask<'_, E> {
                     } else {
                         <S::F32 as FloatVec>::load_partial(isa, r, len, 0.0)
                     };
-                    if full {
+                    if full && self.no_nan {
+                        E::store_no_nan::<S>(v, e);
+                    } else if full {
                         E::store::<S>(v, e);
                     } else {
                         E::store_partial::<S>(v, e, len);
@@ -475,19 +479,23 @@ impl<E: Element<Real = f32>> Kernel for ConvertTask<'_, E> {
     }
 }
 
-/// Converts `elems` to f32 (`to_f32`) or `reals` to elements, on `path`.
+/// Converts `elems` to f32 (`to_f32`) or `reals` to elements, on `path` (`no_nan`: through
+/// the stores for NaN-free lanes; `reals` must then hold no NaN).
 pub(crate) fn run_convert<E: Element<Real = f32>>(
     path: IsaPath,
     elems: &mut [E],
     reals: &mut [f32],
     to_f32: bool,
+    no_nan: bool,
 ) {
+    let no_nan = no_nan && !reals.iter().any(|r| r.is_nan());
     dispatch(
         path,
         ConvertTask {
             elems,
             reals,
             to_f32,
+            no_nan,
         },
     )
 }

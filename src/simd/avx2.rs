@@ -77,7 +77,7 @@ impl Isa for Avx2 {
     }
 
     #[inline(always)]
-    unsafe fn store_half<const BF16: bool>(v: F32x8, ptr: *mut u16) {
+    unsafe fn store_half<const BF16: bool, const NAN: bool>(v: F32x8, ptr: *mut u16) {
         // SAFETY: the caller guarantees 8 writable values; `v` exists only through a token,
         // which proves AVX2 and F16C.
         unsafe {
@@ -90,9 +90,14 @@ impl Isa for Avx2 {
                     lsb,
                 ));
                 // NaN: keep the top payload bits and set the quiet bit.
-                let quiet = _mm256_or_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(0x40));
-                let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v.0, v.0));
-                let r = _mm256_blendv_epi8(rounded, quiet, nan);
+                let r = if NAN {
+                    let quiet =
+                        _mm256_or_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(0x40));
+                    let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v.0, v.0));
+                    _mm256_blendv_epi8(rounded, quiet, nan)
+                } else {
+                    rounded
+                };
                 // 32 → 16 bits (values ≤ 0xFFFF, so unsigned saturation is exact), then gather
                 // the two 128-bit halves' low quadwords.
                 let packed = _mm256_packus_epi32(r, r);

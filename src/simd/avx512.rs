@@ -88,7 +88,7 @@ impl Isa for Avx512 {
     }
 
     #[inline(always)]
-    unsafe fn store_half<const BF16: bool>(v: F32x16, ptr: *mut u16) {
+    unsafe fn store_half<const BF16: bool, const NAN: bool>(v: F32x16, ptr: *mut u16) {
         // SAFETY: the caller guarantees 16 writable values; `v` exists only through a token,
         // which proves AVX-512 F and BW.
         unsafe {
@@ -101,8 +101,12 @@ impl Isa for Avx512 {
                 let up = _mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF));
                 let rounded = _mm512_mask_add_epi32(up, odd, up, _mm512_set1_epi32(1));
                 // NaN: keep the top payload bits and set the quiet bit.
-                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v.0, v.0);
-                let top = _mm512_mask_or_epi32(rounded, nan, bits, _mm512_set1_epi32(0x40_0000));
+                let top = if NAN {
+                    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v.0, v.0);
+                    _mm512_mask_or_epi32(rounded, nan, bits, _mm512_set1_epi32(0x40_0000))
+                } else {
+                    rounded
+                };
                 // The top halves, in order, into the low 256 bits (one word permute).
                 let packed = _mm512_permutexvar_epi16(word_index(0x4_0004, 0x3_0001), top);
                 _mm512_castsi512_si256(packed)

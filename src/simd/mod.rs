@@ -135,10 +135,12 @@ pub trait Isa: Copy + Send + Sync + Debug + 'static {
     /// Stores f32 lanes as `F32::LANES` half-precision values, each rounded once to nearest
     /// even (overflow to ±inf, gradual underflow; a NaN stays NaN, quieted, keeping the top
     /// payload bits). Every path converts bit-identically (tested over all inputs that matter).
+    /// `NAN == false` promises that no lane is NaN: bfloat16 then skips its NaN handling (the
+    /// same bits for every other value).
     ///
     /// # Safety
     /// `ptr` must be valid for writing `F32::LANES` values (no alignment needed).
-    unsafe fn store_half<const BF16: bool>(v: Self::F32, ptr: *mut u16);
+    unsafe fn store_half<const BF16: bool, const NAN: bool>(v: Self::F32, ptr: *mut u16);
 
     /// Running extremes of 16-bit patterns, [`Isa::BITS16_LANES`] lanes: the largest as a
     /// signed integer, the smallest and the largest as unsigned ones. Half-precision values

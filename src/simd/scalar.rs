@@ -35,7 +35,7 @@ impl Isa for Scalar {
     }
 
     #[inline(always)]
-    unsafe fn store_half<const BF16: bool>(v: f32, ptr: *mut u16) {
+    unsafe fn store_half<const BF16: bool, const NAN: bool>(v: f32, ptr: *mut u16) {
         // `half` rounds to nearest even and quiets NaN exactly as F16C and the AVX2 bfloat16
         // code do (checked bit for bit in tests/half.rs).
         let bits = if BF16 {
