@@ -144,11 +144,7 @@ impl Isa for Avx2 {
             // SAFETY: `out` holds 16 values; the vectors exist only through a token.
             unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, v) };
         }
-        [
-            lanes[0].iter().map(|&b| b as i16).max().unwrap_or(i16::MIN) as u16,
-            lanes[1].iter().copied().min().unwrap_or(u16::MAX),
-            lanes[2].iter().copied().max().unwrap_or(0),
-        ]
+        super::extremes16_of_lanes(&lanes)
     }
 }
 

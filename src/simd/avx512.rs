@@ -152,11 +152,7 @@ impl Isa for Avx512 {
             // SAFETY: `out` holds 32 values; the vectors exist only through a token.
             unsafe { _mm512_storeu_si512(out.as_mut_ptr() as *mut __m512i, v) };
         }
-        [
-            lanes[0].iter().map(|&b| b as i16).max().unwrap_or(i16::MIN) as u16,
-            lanes[1].iter().copied().min().unwrap_or(u16::MAX),
-            lanes[2].iter().copied().max().unwrap_or(0),
-        ]
+        super::extremes16_of_lanes(&lanes)
     }
 }
 

@@ -165,6 +165,16 @@ pub trait Isa: Copy + Send + Sync + Debug + 'static {
     fn reduce_extremes16(acc: Self::Extremes16) -> [u16; 3];
 }
 
+/// [`Isa::reduce_extremes16`] from the lanes of the three accumulators, stored as arrays.
+#[inline(always)]
+pub(crate) fn extremes16_of_lanes<const N: usize>(lanes: &[[u16; N]; 3]) -> [u16; 3] {
+    [
+        lanes[0].iter().map(|&b| b as i16).max().unwrap_or(i16::MIN) as u16,
+        lanes[1].iter().copied().min().unwrap_or(u16::MAX),
+        lanes[2].iter().copied().max().unwrap_or(0),
+    ]
+}
+
 /// The operations a kernel may perform on a vector of `LANES` values of one precision.
 ///
 /// `min` and `max` follow the x86 `minps`/`maxps` rule on every ISA: when the comparison is
