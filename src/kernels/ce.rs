@@ -697,10 +697,11 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
 }
 
 /// Whether every gradient entry α·e − β of a row (no class weights) is finite: the stored
-/// terms e are at most e^0.7 · 2^SCALE_SHIFT (`exp_from_base`), so where the sum of
+/// terms e lie below 2^(SCALE_SHIFT + 1) (at most e^0.35 · 2^SCALE_SHIFT from
+/// `exp_from_base`, 2^SCALE_SHIFT from the exact form), so where the sum of
 /// |α|·2^(SCALE_SHIFT + 1) and |β| is at most half the largest finite value of the compute
-/// precision no entry overflows, and none is NaN. Such rows store their entries without a NaN check (bfloat16's rounding
-/// has one: `Element::store_no_nan`).
+/// precision no entry overflows, and none is NaN. Such rows store their entries without a
+/// NaN check (bfloat16's rounding has one: `Element::store_no_nan`).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 fn entries_are_bounded<E: Element>(f: &GradFactors) -> bool {
     let e_max = crate::simd::exp::pow2::<f64>(<E::Real as Real>::SCALE_SHIFT + 1);

@@ -18,6 +18,7 @@ pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
     x: &[E],
 ) -> (E::Real, bool) {
     if let (true, Some(inf)) = (TRACK_NAN, E::HALF_INF_BITS) {
+        debug_assert_eq!(core::mem::size_of::<E>(), 2);
         // SAFETY: a type with HALF_INF_BITS is a 16-bit pattern (half::f16, half::bf16 are
         // `repr(transparent)` over u16), so the slice is as many readable u16 values.
         let bits = unsafe { core::slice::from_raw_parts(x.as_ptr() as *const u16, x.len()) };
