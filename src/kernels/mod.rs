@@ -488,7 +488,6 @@ pub(crate) fn run_convert<E: Element<Real = f32>>(
     to_f32: bool,
     no_nan: bool,
 ) {
-    let no_nan = no_nan && !reals.iter().any(|r| r.is_nan());
     dispatch(
         path,
         ConvertTask {

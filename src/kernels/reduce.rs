@@ -6,7 +6,7 @@
 //! stops at the hit.
 
 use crate::element::{load_tail, Element, VecOf};
-use crate::simd::{FloatVec, Isa, Real};
+use crate::simd::{merge_extremes16, FloatVec, Isa, Real};
 
 /// (maximum ignoring NaN, whether any NaN was seen). The maximum is −inf for an empty or all-NaN
 /// slice; the NaN flag is only computed when `TRACK_NAN`, and then the maximum of a slice with a
@@ -108,12 +108,9 @@ fn half_max_scan<S: Isa>(isa: S, bits: &[u16], inf: u16) -> (u16, bool) {
         acc = unsafe { isa.fold_extremes16(acc, p.add(i)) };
         i += lanes;
     }
-    let [mut smax, mut umin, mut umax] = S::reduce_extremes16(acc);
-    for &b in &bits[i..] {
-        smax = (smax as i16).max(b as i16) as u16;
-        umin = umin.min(b);
-        umax = umax.max(b);
-    }
+    let [smax, umin, umax] = bits[i..].iter().fold(S::reduce_extremes16(acc), |acc, &b| {
+        merge_extremes16(acc, [b; 3])
+    });
     let nan = smax as i16 > inf as i16 || umax > neg_inf;
     (if (smax as i16) >= 0 { smax } else { umin }, nan)
 }

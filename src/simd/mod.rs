@@ -165,14 +165,23 @@ pub trait Isa: Copy + Send + Sync + Debug + 'static {
     fn reduce_extremes16(acc: Self::Extremes16) -> [u16; 3];
 }
 
+/// Two sets of 16-bit extremes combined, in the order of [`Isa::splat_extremes16`]: the
+/// scalar form of one `fold_extremes16` step (a single pattern b is `[b, b, b]`).
+#[inline(always)]
+pub(crate) fn merge_extremes16(a: [u16; 3], b: [u16; 3]) -> [u16; 3] {
+    [
+        (a[0] as i16).max(b[0] as i16) as u16,
+        a[1].min(b[1]),
+        a[2].max(b[2]),
+    ]
+}
+
 /// [`Isa::reduce_extremes16`] from the lanes of the three accumulators, stored as arrays.
 #[inline(always)]
 pub(crate) fn extremes16_of_lanes<const N: usize>(lanes: &[[u16; N]; 3]) -> [u16; 3] {
-    [
-        lanes[0].iter().map(|&b| b as i16).max().unwrap_or(i16::MIN) as u16,
-        lanes[1].iter().copied().min().unwrap_or(u16::MAX),
-        lanes[2].iter().copied().max().unwrap_or(0),
-    ]
+    (0..N).fold([i16::MIN as u16, u16::MAX, 0], |acc, i| {
+        merge_extremes16(acc, [lanes[0][i], lanes[1][i], lanes[2][i]])
+    })
 }
 
 /// The operations a kernel may perform on a vector of `LANES` values of one precision.

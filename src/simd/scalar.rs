@@ -56,10 +56,10 @@ impl Isa for Scalar {
     }
 
     #[inline(always)]
-    unsafe fn fold_extremes16(self, [smax, umin, umax]: [u16; 3], ptr: *const u16) -> [u16; 3] {
+    unsafe fn fold_extremes16(self, acc: [u16; 3], ptr: *const u16) -> [u16; 3] {
         // SAFETY: the caller guarantees one readable value.
         let b = unsafe { ptr.read_unaligned() };
-        [(smax as i16).max(b as i16) as u16, umin.min(b), umax.max(b)]
+        super::merge_extremes16(acc, [b; 3])
     }
 
     #[inline(always)]
