@@ -1103,7 +1103,7 @@ unsafe fn stretch_impl<
     if !EXACT {
         while i + 4 * lanes <= end {
             if f.ahead != 0 {
-                row::prefetch_elems(isa, src.wrapping_add(i + f.ahead), 4 * lanes);
+                row::prefetch_elems_far(isa, src.wrapping_add(i + f.ahead), 4 * lanes);
             }
             // SAFETY: i + 4·lanes <= end.
             unsafe {
@@ -1123,7 +1123,7 @@ unsafe fn stretch_impl<
     }
     while i + 2 * lanes <= end {
         if f.ahead != 0 {
-            row::prefetch_elems(isa, src.wrapping_add(i + f.ahead), 2 * lanes);
+            row::prefetch_elems_far(isa, src.wrapping_add(i + f.ahead), 2 * lanes);
         }
         // SAFETY: i + 2·lanes <= end.
         unsafe {
@@ -1189,7 +1189,7 @@ unsafe fn rescale_stretch<S: Isa, E: Element, const NAN: bool>(
     // Whole vectors two per round, then the tail.
     while i + 2 * lanes <= end {
         if f.ahead != 0 {
-            row::prefetch_elems(isa, dst.wrapping_add(i + f.ahead), 2 * lanes);
+            row::prefetch_elems_far(isa, dst.wrapping_add(i + f.ahead), 2 * lanes);
         }
         // SAFETY: i + 2·lanes <= end; forwarded validity.
         unsafe {

@@ -63,10 +63,27 @@ const CACHE_LINE: usize = 64;
 /// a multiple of the lanes, a constant, so the loop unrolls.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn prefetch_elems<S: Isa, T>(isa: S, ptr: *const T, count: usize) {
+    prefetch_lines(isa, ptr, count, false);
+}
+
+/// As [`prefetch_elems`], with [`Isa::prefetch_far`]: for the next row, which the L1 could
+/// not keep until it is read.
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) fn prefetch_elems_far<S: Isa, T>(isa: S, ptr: *const T, count: usize) {
+    prefetch_lines(isa, ptr, count, true);
+}
+
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+fn prefetch_lines<S: Isa, T>(isa: S, ptr: *const T, count: usize, far: bool) {
     let bytes = count * core::mem::size_of::<T>();
     let mut offset = 0;
     while offset < bytes {
-        isa.prefetch((ptr as *const u8).wrapping_add(offset));
+        let line = (ptr as *const u8).wrapping_add(offset);
+        if far {
+            isa.prefetch_far(line);
+        } else {
+            isa.prefetch(line);
+        }
         offset += CACHE_LINE;
     }
 }
@@ -677,25 +694,37 @@ impl<S: Isa, E: Element> BaseTerm<S, E> {
     }
 }
 
+impl<S: Isa, E: Element> BaseTerm<S, E> {
+    /// The argument clamped at the floor, where the exponential needs it (not with a native
+    /// scaling: `exp_from_base` zeroes every lane below the floor's exponent itself).
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn clamp(&self, v: VecOf<S, E>) -> VecOf<S, E> {
+        if <VecOf<S, E> as FloatVec>::NATIVE_SCALE {
+            v
+        } else {
+            self.floor.max(v)
+        }
+    }
+}
+
 impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, v: VecOf<S, E>) -> VecOf<S, E> {
-        exp_from_base(self.isa, self.floor.max(v), self.kc)
+        exp_from_base(self.isa, self.clamp(v), self.kc)
     }
 
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply_pair(&self, a: VecOf<S, E>, b: VecOf<S, E>) -> (VecOf<S, E>, VecOf<S, E>) {
-        let x = Pair(self.floor.max(a), self.floor.max(b));
+        let x = Pair(self.clamp(a), self.clamp(b));
         let Pair(ya, yb) = exp_from_base(self.isa, x, Pair(self.kc, self.kc));
         (ya, yb)
     }
 
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply_quad(&self, v: [VecOf<S, E>; 4]) -> [VecOf<S, E>; 4] {
-        let f = self.floor;
         let x = Pair(
-            Pair(f.max(v[0]), f.max(v[1])),
-            Pair(f.max(v[2]), f.max(v[3])),
+            Pair(self.clamp(v[0]), self.clamp(v[1])),
+            Pair(self.clamp(v[2]), self.clamp(v[3])),
         );
         let kc = Pair(self.kc, self.kc);
         let Pair(Pair(a, b), Pair(cc, d)) = exp_from_base(self.isa, x, Pair(kc, kc));

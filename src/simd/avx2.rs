@@ -47,6 +47,12 @@ impl Isa for Avx2 {
     }
 
     #[inline(always)]
+    fn prefetch_far(self, ptr: *const u8) {
+        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(ptr as *const i8) }
+    }
+
+    #[inline(always)]
     fn store_fence(self) {
         // SAFETY: SSE is part of the V3 level the token proves.
         unsafe { _mm_sfence() }

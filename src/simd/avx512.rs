@@ -52,6 +52,12 @@ impl Isa for Avx512 {
     }
 
     #[inline(always)]
+    fn prefetch_far(self, ptr: *const u8) {
+        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(ptr as *const i8) }
+    }
+
+    #[inline(always)]
     fn store_fence(self) {
         // SAFETY: SSE is part of the level the token proves.
         unsafe { _mm_sfence() }
@@ -348,6 +354,14 @@ impl FloatVec for F32x16 {
         Self(unsafe { _mm512_scalef_ps(self.0, n.0) })
     }
     #[inline(always)]
+    fn scale_pow2_from(self, _: Avx512, n: Self, min: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl. (Not less than: NaN lanes are kept.)
+        unsafe {
+            let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(n.0, min.0);
+            Self(_mm512_maskz_scalef_ps(keep, self.0, n.0))
+        }
+    }
+    #[inline(always)]
     fn split_exponent(self) -> (Self, Self) {
         // SAFETY: see the comment above this impl.
         unsafe {
@@ -570,6 +584,14 @@ impl FloatVec for F64x8 {
     fn scale_pow2(self, _: Avx512, n: Self) -> Self {
         // SAFETY: see the comment above the f32 impl.
         Self(unsafe { _mm512_scalef_pd(self.0, n.0) })
+    }
+    #[inline(always)]
+    fn scale_pow2_from(self, _: Avx512, n: Self, min: Self) -> Self {
+        // SAFETY: see the comment above the f32 impl. (Not less than: NaN lanes are kept.)
+        unsafe {
+            let keep = _mm512_cmp_pd_mask::<_CMP_NLT_UQ>(n.0, min.0);
+            Self(_mm512_maskz_scalef_pd(keep, self.0, n.0))
+        }
     }
     #[inline(always)]
     fn split_exponent(self) -> (Self, Self) {

@@ -72,7 +72,8 @@ pub trait Real:
     /// has a zero exponent field and a zero mantissa: exactly +0, and so is the term. Paths
     /// that build the scale from the bits clamp stored terms' arguments here (and the row
     /// kernels' input floors lie at or below it), which makes every clamped term an exact 0 without
-    /// a compare (see `exp::exp_scaled`).
+    /// a compare (see `exp::exp_scaled`); AVX-512's `exp::exp_from_base` zeroes every n from
+    /// that one down with its masked scaling instead.
     const EXP_ZERO_SCALE_ARG: Self;
     /// Above this argument e^x rounds to +inf.
     const EXP_MAX_ARG: Self;
@@ -118,6 +119,11 @@ pub trait Isa: Copy + Send + Sync + Debug + 'static {
 
     /// Hints the CPU to fetch the cache line holding `ptr` (any address; never faults).
     fn prefetch(self, ptr: *const u8);
+
+    /// As [`Isa::prefetch`], for a line needed only after more data than the L1 holds has
+    /// gone through it (the next row's): into the L2 where the core tells the levels apart,
+    /// without holding one of the L1's few miss buffers for the whole DRAM latency.
+    fn prefetch_far(self, ptr: *const u8);
 
     /// Orders earlier non-temporal stores ([`FloatVec::stream`]) before later memory accesses.
     fn store_fence(self);
@@ -267,6 +273,17 @@ pub trait FloatVec: Copy + Debug {
         self.mul(
             n.add(Self::splat(isa, Self::Real::from_f64(magic)))
                 .shl_mantissa(),
+        )
+    }
+
+    /// self · 2^n where n ≥ `min` or n is NaN, +0 where n < `min` (n integral, 2^n normal
+    /// where kept): the stored terms' scaling where [`FloatVec::NATIVE_SCALE`], with the zero
+    /// that the bits form of 2^n gives at the bottom of the exponent range.
+    fn scale_pow2_from(self, isa: Self::Isa, n: Self, min: Self) -> Self {
+        Self::select(
+            n.lt(min),
+            Self::splat(isa, Self::Real::ZERO),
+            self.scale_pow2(isa, n),
         )
     }
 

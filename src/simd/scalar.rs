@@ -15,6 +15,9 @@ impl Isa for Scalar {
     fn prefetch(self, _ptr: *const u8) {}
 
     #[inline(always)]
+    fn prefetch_far(self, _ptr: *const u8) {}
+
+    #[inline(always)]
     fn store_fence(self) {}
 
     #[inline(always)]
