@@ -384,9 +384,10 @@ pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, kc: V) -> V {
         // is normal: the zero of the bits form below (for n = −(EXP_BIAS + SCALE_SHIFT)), and
         // for every lower n, so that the caller need not clamp (`BaseTerm`): arguments far
         // below, −inf included, give +0 whatever their intermediate values. The same bits as
-        // the bits form wherever the result is normal; results below the smallest normal
-        // (arguments within ln2/2 of the floor's zero, terms 2^-190 of the largest) round
-        // twice, and may differ from it by one subnormal ULP.
+        // the bits form wherever its product t·s is exact, which holds for every result above
+        // 2^-100 (terms above 2^-164 of the row's largest); below, that product can fall under
+        // the normal range and round, and results below the smallest normal round twice here
+        // (the polynomial, then the scaling): there the two forms may differ by one ULP.
         let shift = pow2::<f64>(V::Real::SCALE_SHIFT);
         let scaled = estrin(isa, t, t.mul(t), V::Real::EXP_POLY, true, shift);
         let one = splat::<V>(isa, V::Real::from_f64(shift));
