@@ -121,8 +121,8 @@ pub trait Isa: Copy + Send + Sync + Debug + 'static {
     fn prefetch(self, ptr: *const u8);
 
     /// As [`Isa::prefetch`], for a line needed only after more data than the L1 holds has
-    /// gone through it (the next row's): into the L2 where the core tells the levels apart,
-    /// without holding one of the L1's few miss buffers for the whole DRAM latency.
+    /// gone through it (the next row's): into the L2 where the core tells the levels apart
+    /// (Intel's; AMD's since Zen 4), into the L1 elsewhere.
     fn prefetch_far(self, ptr: *const u8);
 
     /// Orders earlier non-temporal stores ([`FloatVec::stream`]) before later memory accesses.
