@@ -692,9 +692,7 @@ impl<S: Isa, E: Element> BaseTerm<S, E> {
             kc: base_magic(isa, k),
         }
     }
-}
 
-impl<S: Isa, E: Element> BaseTerm<S, E> {
     /// The argument clamped at the floor, where the exponential needs it (not with a native
     /// scaling: `exp_from_base` zeroes every lane below the floor's exponent itself).
     #[cfg_attr(not(xent_unoptimized), inline(always))]

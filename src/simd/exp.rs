@@ -468,7 +468,7 @@ mod tests {
         what: &str,
         tiny_ulp: bool,
     ) {
-        let mut twice_rounded = 0;
+        let mut one_ulp_apart = 0;
         for chunk in xs.chunks_exact(V::LANES) {
             // SAFETY: chunk and got hold LANES values each.
             let mut got = vec![V::Real::ZERO; V::LANES];
@@ -484,7 +484,7 @@ mod tests {
                 let ulp = (w * pow2::<f64>(1 - digits)).max(min_positive * pow2::<f64>(1 - digits));
                 let tiny = w < min_positive * pow2::<f64>(digits + 2);
                 if tiny_ulp && tiny && (g.to_f64() - w).abs() <= ulp {
-                    twice_rounded += usize::from(gb != wb);
+                    one_ulp_apart += usize::from(gb != wb);
                     continue;
                 }
                 assert!(
@@ -496,8 +496,8 @@ mod tests {
                 );
             }
         }
-        if twice_rounded > 0 {
-            eprintln!("{what}: {twice_rounded} tiny results one ULP apart");
+        if one_ulp_apart > 0 {
+            eprintln!("{what}: {one_ulp_apart} tiny results one ULP apart");
         }
     }
 
