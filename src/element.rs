@@ -86,6 +86,35 @@ pub trait Element:
         unsafe { Self::store::<S>(v, ptr) }
     }
 
+    /// Stores two vectors to `2 · LANES` consecutive elements, `low` first: the bits of
+    /// [`Element::store`] (or of [`Element::store_no_nan`] when `NAN` is false, with its
+    /// promise) of each, in fewer operations where a path converts pairs at once.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `2 · LANES` elements; with `NAN == false` no lane may be
+    /// NaN.
+    #[doc(hidden)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    unsafe fn store_pair<S: Isa, const NAN: bool>(
+        isa: S,
+        low: VecOf<S, Self>,
+        high: VecOf<S, Self>,
+        ptr: *mut Self,
+    ) {
+        let _ = isa;
+        let lanes = <VecOf<S, Self> as FloatVec>::LANES;
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if NAN {
+                Self::store::<S>(low, ptr);
+                Self::store::<S>(high, ptr.add(lanes));
+            } else {
+                Self::store_no_nan::<S>(low, ptr);
+                Self::store_no_nan::<S>(high, ptr.add(lanes));
+            }
+        }
+    }
+
     /// Stores `LANES` elements with a non-temporal store.
     ///
     /// # Safety
@@ -273,6 +302,16 @@ macro_rules! half_element {
             unsafe fn store_no_nan<S: Isa>(v: S::F32, ptr: *mut Self) {
                 // SAFETY: forwarded from the caller, who guarantees no NaN lane.
                 unsafe { S::store_half::<$bf16, false>(v, ptr as *mut u16) }
+            }
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
+            unsafe fn store_pair<S: Isa, const NAN: bool>(
+                isa: S,
+                low: S::F32,
+                high: S::F32,
+                ptr: *mut Self,
+            ) {
+                // SAFETY: forwarded from the caller.
+                unsafe { isa.store_half_pair::<$bf16, NAN>(low, high, ptr as *mut u16) }
             }
             #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn stream<S: Isa>(v: S::F32, ptr: *mut Self) {

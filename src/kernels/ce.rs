@@ -141,7 +141,7 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
         }
         let gaps = smoothing_gaps(isa, x, scan.m, p);
         let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
-        map.ahead = n;
+        map.hint = NextRowHint::whole(n);
         // SAFETY: the stretches lie inside x; nothing is written in SUM mode.
         let s_others = unsafe {
             others_sum::<S, E, E, SUM>(&map, x.as_ptr(), core::ptr::null_mut(), n, t, None)
@@ -581,7 +581,7 @@ unsafe fn gradient_plan<S: Isa, E: Element>(
             return None;
         }
         let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
-        map.ahead = n;
+        map.hint = NextRowHint::whole(n);
         map
     } else {
         let m = <E::Real as Real>::from_f64(lse * tau.value);
@@ -663,8 +663,13 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
         }
         (scan, smoothing_gaps(isa, x, scan.m, p))
     };
+    let overwrites_logits = core::ptr::eq(src, dst as *const E);
     let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
-    map.ahead = n;
+    map.hint = if overwrites_logits {
+        NextRowHint::shared(n, false)
+    } else {
+        NextRowHint::whole(n)
+    };
     // SAFETY: the stretches lie inside the row and skip t; each term is stored where its
     // logit was just read.
     let s_others = unsafe { others_sum::<S, E, E::Terms, STORE>(&map, src, terms, n, t, None) };
@@ -674,10 +679,10 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
         lse_is_coarse(fwd.lse).then(|| ln_sum_from(s_others, scan.xt, map.reference, p.sc.tau));
     let f = GradFactors::new(&map, t, n, fwd.lse, g, p, coarse);
     map.set_factors(&f);
-    // In place, the exponential pass has hinted the next row's lines already; out of place,
-    // the rescale hints the gradient buffer's next row, which the next exponential pass writes.
-    if core::ptr::eq(src, dst as *const E) {
-        map.ahead = 0;
+    // In place, the rescale hints the rest of the next row; out of place, the gradient
+    // buffer's next row, which the next exponential pass writes.
+    if overwrites_logits {
+        map.hint = NextRowHint::shared(n, true);
     }
     let weights = if p.eps > 0.0 { p.weights } else { None };
     // SAFETY: as above; the stored terms are turned into gradient entries (in place where
@@ -902,9 +907,8 @@ struct GradMap<S: Isa, E: Element> {
     /// unscaled and |m| small enough (`fast`), m itself otherwise.
     reference: f64,
     fast: bool,
-    /// On the cached path, the row length: each pass over a row also prefetches the next row
-    /// (rows are contiguous), so that its first read overlaps this row's arithmetic. 0: none.
-    ahead: usize,
+    /// Which lines of the next row a pass over this one hints.
+    hint: NextRowHint,
     /// The two forms of the term (the row kernels' own): relative to the base, and exact.
     base: BaseTerm<S, E>,
     exact: ExpTerm<S, E, true, true>,
@@ -926,7 +930,7 @@ impl<S: Isa, E: Element> GradMap<S, E> {
             isa,
             reference: k.map_or(m.to_f64(), base_value),
             fast: k.is_some(),
-            ahead: 0,
+            hint: NextRowHint::NONE,
             base: BaseTerm::new(isa, k.unwrap_or(zero)),
             exact: ExpTerm::new(isa, m, &p.sc),
             alpha: splat::<S, E>(isa, zero),
@@ -967,6 +971,62 @@ impl<S: Isa, E: Element> GradMap<S, E> {
             self.exact.apply_pair(a, b)
         } else {
             self.base.apply_pair(a, b)
+        }
+    }
+}
+
+/// On the cached path each pass over a row also hints lines of the next row (rows are
+/// contiguous), so that the next row's first read overlaps this row's arithmetic. A round
+/// over elements `[i, i + count)` hints the `count` elements of the next row from
+/// `from + i · quarters / 4` on: a pass hints the whole row (`quarters` 4) or shares it with
+/// the other pass (3 + 1), spreading the reads over more of the row's time (memory serves the
+/// hints at its own pace: bunched into one pass, they queue). A shared pass hints some lines
+/// more than once; the extra hints find them in flight or cached, and the hint count per round
+/// stays a constant, unrolled.
+#[derive(Clone, Copy)]
+struct NextRowHint {
+    /// Elements from this row to the next; 0: no hints.
+    ahead: usize,
+    /// The first element of the next row this pass hints.
+    from: usize,
+    /// How fast the hinted elements advance, in quarters of the pass's pace.
+    quarters: usize,
+}
+
+impl NextRowHint {
+    const NONE: Self = NextRowHint {
+        ahead: 0,
+        from: 0,
+        quarters: 0,
+    };
+
+    /// The whole next row, `n` elements on.
+    fn whole(n: usize) -> Self {
+        NextRowHint {
+            ahead: n,
+            from: 0,
+            quarters: 4,
+        }
+    }
+
+    /// The first three quarters of the next row for the first pass, the last quarter for the
+    /// second: in place, the exponential pass takes about three quarters of the time the two
+    /// passes over a cached row take, the rescale one quarter (docs/performance.md, section 24).
+    fn shared(n: usize, second: bool) -> Self {
+        NextRowHint {
+            ahead: n,
+            from: if second { n / 4 * 3 } else { 0 },
+            quarters: if second { 1 } else { 3 },
+        }
+    }
+
+    /// Hints the next row's lines for the round over elements `[i, i + count)` of a pass over
+    /// the row starting at `row`.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn at<S: Isa, T>(self, isa: S, row: *const T, i: usize, count: usize) {
+        if self.ahead != 0 {
+            let first = self.ahead + self.from + i * self.quarters / 4;
+            row::prefetch_elems_far(isa, row.wrapping_add(first), count);
         }
     }
 }
@@ -1102,9 +1162,7 @@ unsafe fn stretch_impl<
     // scheduler's window), then pairs.
     if !EXACT {
         while i + 4 * lanes <= end {
-            if f.ahead != 0 {
-                row::prefetch_elems_far(isa, src.wrapping_add(i + f.ahead), 4 * lanes);
-            }
+            f.hint.at(isa, src, i, 4 * lanes);
             // SAFETY: i + 4·lanes <= end.
             unsafe {
                 let e = f.term_quad([
@@ -1122,9 +1180,7 @@ unsafe fn stretch_impl<
         }
     }
     while i + 2 * lanes <= end {
-        if f.ahead != 0 {
-            row::prefetch_elems_far(isa, src.wrapping_add(i + f.ahead), 2 * lanes);
-        }
+        f.hint.at(isa, src, i, 2 * lanes);
         // SAFETY: i + 2·lanes <= end.
         unsafe {
             let (e0, e1) =
@@ -1188,22 +1244,15 @@ unsafe fn rescale_stretch<S: Isa, E: Element, const NAN: bool>(
     let mut i = start;
     // Whole vectors two per round, then the tail.
     while i + 2 * lanes <= end {
-        if f.ahead != 0 {
-            row::prefetch_elems_far(isa, dst.wrapping_add(i + f.ahead), 2 * lanes);
-        }
+        f.hint.at(isa, dst, i, 2 * lanes);
         // SAFETY: i + 2·lanes <= end; forwarded validity.
         unsafe {
             let e0 = E::Terms::load(isa, terms.add(i));
             let e1 = E::Terms::load(isa, terms.add(i + lanes));
             let nb0 = neg_beta(f, w_ptr, i, lanes);
             let nb1 = neg_beta(f, w_ptr, i + lanes, lanes);
-            if NAN {
-                E::store(e0.mul_add(f.alpha, nb0), dst.add(i));
-                E::store(e1.mul_add(f.alpha, nb1), dst.add(i + lanes));
-            } else {
-                E::store_no_nan(e0.mul_add(f.alpha, nb0), dst.add(i));
-                E::store_no_nan(e1.mul_add(f.alpha, nb1), dst.add(i + lanes));
-            }
+            let (g0, g1) = (e0.mul_add(f.alpha, nb0), e1.mul_add(f.alpha, nb1));
+            E::store_pair::<S, NAN>(isa, g0, g1, dst.add(i));
         }
         i += 2 * lanes;
     }

@@ -1010,8 +1010,7 @@ pub(crate) unsafe fn map_vectors<
                 E::stream(a, dst.add(i));
                 E::stream(b, dst.add(i + lanes));
             } else {
-                E::store(a, dst.add(i));
-                E::store(b, dst.add(i + lanes));
+                E::store_pair::<S, true>(isa, a, b, dst.add(i));
             }
         }
         i += 2 * lanes;

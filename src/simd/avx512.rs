@@ -16,16 +16,37 @@ use super::{FloatVec, Isa, Kernel, SumF64};
 
 /// The AVX-512 (x86-64-v4) + F16C instruction-set token.
 #[derive(Copy, Clone, Debug)]
-pub struct Avx512(pulp::x86::V4);
+pub struct Avx512 {
+    _level: pulp::x86::V4,
+    /// AVX512_BF16 is present: pairs of vectors are stored as bfloat16 with one
+    /// `vcvtne2ps2bf16` (see [`Isa::store_half_pair`]). Not part of the level: the path runs on
+    /// AVX-512 CPUs without it.
+    bf16_convert: bool,
+}
 
 impl Avx512 {
-    /// Detects x86-64-v4 (AVX-512 F, BW, CD, DQ, VL and everything of v3) and F16C at run time.
+    /// Detects x86-64-v4 (AVX-512 F, BW, CD, DQ, VL and everything of v3) and F16C at run time,
+    /// and whether AVX512_BF16 is there too.
     #[inline]
     pub fn try_new() -> Option<Self> {
         if !std::arch::is_x86_feature_detected!("f16c") {
             return None;
         }
-        pulp::x86::V4::try_new().map(Avx512)
+        let level = pulp::x86::V4::try_new()?;
+        Some(Avx512 {
+            _level: level,
+            bf16_convert: std::arch::is_x86_feature_detected!("avx512bf16"),
+        })
+    }
+
+    /// The same token with the bfloat16 pair store on the integer rounding, as on a CPU
+    /// without AVX512_BF16 (so that tests run both forms on one that has it).
+    #[cfg(test)]
+    pub(crate) fn without_bf16_convert(self) -> Self {
+        Avx512 {
+            bf16_convert: false,
+            ..self
+        }
     }
 }
 
@@ -78,15 +99,12 @@ impl Isa for Avx512 {
         unsafe {
             let h = _mm256_loadu_si256(ptr as *const __m256i);
             if BF16 {
-                // bfloat16 is the top half of an f32: one word permute puts value i in the
-                // top half of lane i and zeroes the bottom halves (the upper 256 bits of the
-                // cast are never selected).
-                let spread = _mm512_maskz_permutexvar_epi16(
-                    0xAAAA_AAAA,
-                    word_index(0x1_0001, 0),
-                    _mm512_castsi256_si512(h),
-                );
-                F32x16(_mm512_castsi512_ps(spread))
+                // bfloat16 is the top half of an f32: one zero-masked word permute puts value
+                // i in the top half of lane i and zeroes the bottom halves (the upper 256 bits
+                // of the source are never selected). Written as assembly because LLVM turns
+                // the masked intrinsic into a two-table `vpermt2w` against a zero register,
+                // one more port-5 operation on the exponential pass's critical port.
+                F32x16(_mm512_castsi512_ps(spread_bf16(h)))
             } else {
                 F32x16(_mm512_cvtph_ps(h))
             }
@@ -120,6 +138,33 @@ impl Isa for Avx512 {
                 _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v.0)
             };
             _mm256_storeu_si256(ptr as *mut __m256i, h);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store_half_pair<const BF16: bool, const NAN: bool>(
+        self,
+        low: F32x16,
+        high: F32x16,
+        ptr: *mut u16,
+    ) {
+        // SAFETY: the caller guarantees 32 writable values; the token proves AVX-512 F, BW and
+        // DQ, and `vcvtne2ps2bf16` runs only where detection found AVX512_BF16.
+        unsafe {
+            if BF16 && self.bf16_convert {
+                // The instruction rounds to nearest even and quiets NaN exactly as
+                // `store_half` does, but flushes subnormal inputs to zero: vectors holding
+                // one take the integer rounding.
+                const SUBNORMAL: i32 = 0x20;
+                let subnormal = _mm512_fpclass_ps_mask::<SUBNORMAL>(low.0)
+                    | _mm512_fpclass_ps_mask::<SUBNORMAL>(high.0);
+                if subnormal == 0 {
+                    _mm512_storeu_si512(ptr as *mut __m512i, convert_pair_bf16(low.0, high.0));
+                    return;
+                }
+            }
+            Self::store_half::<BF16, NAN>(low, ptr);
+            Self::store_half::<BF16, NAN>(high, ptr.add(16));
         }
     }
 
@@ -189,6 +234,53 @@ unsafe fn word_index(step: i32, base: i32) -> __m512i {
             _mm512_set1_epi32(base),
         )
     }
+}
+
+/// Sixteen bfloat16 values as the top halves of sixteen 32-bit lanes, bottom halves zero.
+///
+/// # Safety
+/// AVX-512 F and BW must be available (the callers hold a token).
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn spread_bf16(h: __m256i) -> __m512i {
+    let spread: __m512i;
+    // SAFETY: register-only instruction of the features this function enables. One
+    // zero-masked word permute; as assembly because LLVM turns the masked intrinsic into a
+    // two-table `vpermt2w` against a zero register, one more operation on port 5, which the
+    // exponential pass saturates.
+    unsafe {
+        core::arch::asm!(
+            "vpermw {out}{{{odd}}}{{z}}, {index}, {src}",
+            out = lateout(zmm_reg) spread,
+            odd = in(kreg) 0xAAAA_AAAA_u32,
+            index = in(zmm_reg) word_index(0x1_0001, 0),
+            src = in(zmm_reg) _mm512_castsi256_si512(h),
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    spread
+}
+
+/// `low` and `high` rounded to bfloat16 by `vcvtne2ps2bf16`, `low`'s values first: nearest
+/// even, NaN quieted keeping the top payload bits, subnormal inputs flushed to zero.
+///
+/// # Safety
+/// The CPU must have AVX512_BF16 (run-time detection; it is not part of the token's level).
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn convert_pair_bf16(low: __m512, high: __m512) -> __m512i {
+    let packed: __m512i;
+    // SAFETY: the caller guarantees AVX512_BF16; registers only.
+    unsafe {
+        core::arch::asm!(
+            "vcvtne2ps2bf16 {out}, {high}, {low}",
+            out = lateout(zmm_reg) packed,
+            high = in(zmm_reg) high,
+            low = in(zmm_reg) low,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    packed
 }
 
 /// The first `n` lanes (n < 32).
@@ -680,6 +772,68 @@ impl FloatVec for F64x8 {
 mod tests {
     use super::*;
     use crate::simd::tests::check_transpose_and_widen;
+
+    #[test]
+    fn widens_every_bfloat16_pattern_exactly() {
+        let Some(isa) = Avx512::try_new() else { return };
+        let patterns: Vec<u16> = (0..=u16::MAX).collect();
+        for chunk in patterns.chunks_exact(16) {
+            // SAFETY: the chunk holds 16 values.
+            let v = unsafe { isa.load_half::<true>(chunk.as_ptr()) };
+            let mut lanes = [0f32; 16];
+            // SAFETY: lanes holds 16 values.
+            unsafe { v.store(lanes.as_mut_ptr()) };
+            for (&h, &x) in chunk.iter().zip(&lanes) {
+                assert_eq!(x.to_bits(), u32::from(h) << 16, "bfloat16 {h:#06x}");
+            }
+        }
+    }
+
+    /// Both forms of the bfloat16 pair store (`vcvtne2ps2bf16` where the CPU has it, the
+    /// integer rounding otherwise) against the scalar rounding: every top half with the cut-off
+    /// halves at and around the rounding boundaries, in order (pairs all subnormal, all normal)
+    /// and scrambled (subnormal lanes among normal ones, NaN among numbers).
+    #[test]
+    fn stores_bfloat16_pairs_as_the_scalar_path_rounds() {
+        let Some(isa) = Avx512::try_new() else { return };
+        let cut_off = [0u32, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF, 0x1234, 0xC000];
+        let ordered: Vec<f32> = (0..=0xFFFFu32)
+            .flat_map(|top| {
+                cut_off
+                    .iter()
+                    .map(move |&low| f32::from_bits(top << 16 | low))
+            })
+            .collect();
+        let n = ordered.len();
+        let scrambled: Vec<f32> = (0..n).map(|i| ordered[i * 40_503 % n]).collect();
+        for form in [isa, isa.without_bf16_convert()] {
+            for values in [&ordered, &scrambled] {
+                for chunk in values.chunks_exact(32) {
+                    let expected: Vec<u16> = chunk
+                        .iter()
+                        .map(|&x| half::bf16::from_f32(x).to_bits())
+                        .collect();
+                    let mut out = [0u16; 32];
+                    // SAFETY: the chunk holds 32 values, `out` 32 slots.
+                    let (low, high) = unsafe {
+                        (
+                            F32x16::load(isa, chunk.as_ptr()),
+                            F32x16::load(isa, chunk.as_ptr().add(16)),
+                        )
+                    };
+                    // SAFETY: `out` holds 32 values.
+                    unsafe { form.store_half_pair::<true, true>(low, high, out.as_mut_ptr()) };
+                    assert_eq!(out.as_slice(), expected, "{chunk:?} ({form:?})");
+                    if chunk.iter().all(|x| !x.is_nan()) {
+                        out = [0; 32];
+                        // SAFETY: as above; no lane is NaN.
+                        unsafe { form.store_half_pair::<true, false>(low, high, out.as_mut_ptr()) };
+                        assert_eq!(out.as_slice(), expected, "{chunk:?} ({form:?})");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn transposes_and_widens() {

@@ -148,6 +148,25 @@ pub trait Isa: Copy + Send + Sync + Debug + 'static {
     /// `ptr` must be valid for writing `F32::LANES` values (no alignment needed).
     unsafe fn store_half<const BF16: bool, const NAN: bool>(v: Self::F32, ptr: *mut u16);
 
+    /// [`Isa::store_half`] of two vectors to `2 · F32::LANES` consecutive values, `low` first:
+    /// the same bits, for paths that convert a pair in fewer operations than two singles.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `2 · F32::LANES` values (no alignment needed).
+    #[inline(always)]
+    unsafe fn store_half_pair<const BF16: bool, const NAN: bool>(
+        self,
+        low: Self::F32,
+        high: Self::F32,
+        ptr: *mut u16,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            Self::store_half::<BF16, NAN>(low, ptr);
+            Self::store_half::<BF16, NAN>(high, ptr.add(<Self::F32 as FloatVec>::LANES));
+        }
+    }
+
     /// Running extremes of 16-bit patterns, [`Isa::BITS16_LANES`] lanes: the largest as a
     /// signed integer, the smallest and the largest as unsigned ones. Half-precision values
     /// are sign-magnitude, so a maximum scan can take these straight from the stored bits
