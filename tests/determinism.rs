@@ -199,8 +199,9 @@ fn streaming_stores_match_regular_stores() {
         }
     }
     // 300 000-element rows recompute (beyond the store limit), 8 000-element rows store and
-    // rescale (f16 / bf16 through the task's scratch row); 17 MB and more in all, and the
-    // shorter rows on every path (each has its own streaming stores).
+    // rescale (through the task's scratch row, which a streamed call uses for f32 / f64 too);
+    // 17 MB and more in all, and the shorter rows on every path (each has its own streaming
+    // stores).
     check::<f32>(15, 300_000);
     check::<f64>(8, 300_000);
     // (Every path in release; the detected one at opt-level 0, where this takes minutes.)

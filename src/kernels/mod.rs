@@ -28,7 +28,7 @@ pub struct RowsTask<E: Element> {
     /// One output per row (log-sum-exp); unused otherwise.
     lse: *mut E,
     /// A scratch row for softmax's stored terms when they do not fit in the output row (f16,
-    /// bf16); null otherwise.
+    /// bf16) or when the call streams its output; null otherwise.
     terms: *mut E::Terms,
     rows: usize,
     cols: usize,
@@ -68,12 +68,25 @@ impl<E: Element> Kernel for RowsTask<E> {
                     }
                 }
                 if self.op == RowOp::Softmax && store {
-                    let terms = if scratch {
-                        self.terms
+                    // With a scratch row (half precision, or a streamed call) the terms go
+                    // there and the rescale writes the output once, streamed when the call
+                    // streams; otherwise into the output row, rescaled in place.
+                    if self.terms.is_null() {
+                        let terms = dst as *mut E::Terms;
+                        row::softmax_row_stored(isa, src, dst, terms, cols, &self.sc, false);
                     } else {
-                        dst as *mut E::Terms
-                    };
-                    row::softmax_row_stored(isa, src, dst, terms, cols, &self.sc);
+                        row::softmax_row_stored(
+                            isa,
+                            src,
+                            dst,
+                            self.terms,
+                            cols,
+                            &self.sc,
+                            // Half-precision outputs are plain stores either way
+                            // (`Element::stream`), and streaming would split their pairs.
+                            self.stream && !scratch,
+                        );
+                    }
                     continue;
                 }
                 let st = row::row_stats(isa, core::slice::from_raw_parts(src, cols), &self.sc);
@@ -231,7 +244,10 @@ pub(crate) unsafe fn run_rows<E: Element>(
     let per_task = parallel::rows_per_task(cols, core::mem::size_of::<E>());
     let tasks = rows.div_ceil(per_task);
     let (src, dst, lse) = (SendPtr(src as *mut E), SendPtr(dst), SendPtr(lse));
-    let scratch_terms = stored && row::terms_need_scratch::<E>();
+    // Streamed calls keep the terms in a scratch row too: stored in the output row, each
+    // output line would be read from memory before its first write, a third transfer that
+    // streaming stores exist to avoid.
+    let scratch_terms = stored && (row::terms_need_scratch::<E>() || stream);
     let new_scratch = || -> Vec<E::Terms> {
         if scratch_terms {
             vec![<E::Terms as Element>::from_f64(0.0); cols]

@@ -1219,21 +1219,35 @@ pub(crate) unsafe fn softmax_row_stored<S: Isa, E: Element>(
     terms: *mut E::Terms,
     n: usize,
     sc: &Scale<E::Real>,
+    stream: bool,
 ) {
     // SAFETY: forwarded.
     unsafe {
-        if sc.is_identity() {
-            softmax_row_stored_impl::<S, E, false>(isa, src, dst, terms, n, sc)
-        } else {
-            softmax_row_stored_impl::<S, E, true>(isa, src, dst, terms, n, sc)
+        match (sc.is_identity(), stream) {
+            (true, false) => {
+                softmax_row_stored_impl::<S, E, false, false>(isa, src, dst, terms, n, sc)
+            }
+            (true, true) => {
+                softmax_row_stored_impl::<S, E, false, true>(isa, src, dst, terms, n, sc)
+            }
+            (false, false) => {
+                softmax_row_stored_impl::<S, E, true, false>(isa, src, dst, terms, n, sc)
+            }
+            (false, true) => {
+                softmax_row_stored_impl::<S, E, true, true>(isa, src, dst, terms, n, sc)
+            }
         }
     }
 }
 
 const MAX_STORED_BLOCKS: usize = 256;
 
+/// Elements a streamed softmax rescale writes per group of next-row hints (1 KiB of f32: 16
+/// hints, then 16 lines of output).
+const STREAM_HINT_CHUNK: usize = 256;
+
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool>(
+unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool, const STREAM: bool>(
     isa: S,
     src: *const E,
     dst: *mut E,
@@ -1289,17 +1303,31 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool>(
         let f = Stats::weight(m, st.max, sc.tau) * inv_sum;
         let (t, p) = (terms.wrapping_add(start), dst.wrapping_add(start));
         let scaled = f * unscale::<E>();
-        // SAFETY: start + len <= n; the terms are rescaled into dst (in place for f32 / f64).
-        unsafe {
-            if scaled >= <E::Real as Real>::MIN_POSITIVE.to_f64() || f == 0.0 {
-                let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(scaled));
-                map_vectors::<S, E::Terms, E, false>(isa, t, p, len, zero, MulBy(fv));
-            } else {
-                // The combined factor would be subnormal: unscale first, then apply f.
-                let u = splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>()));
-                let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(f));
-                map_vectors::<S, E::Terms, E, false>(isa, t, p, len, zero, MulBy2(u, fv));
+        // Streamed, this pass reads only the scratch row: it hints the next row's same block,
+        // a chunk at a time, so that the next row's read overlaps these writes instead of
+        // following them.
+        let chunk = if STREAM { STREAM_HINT_CHUNK } else { len };
+        let mut done = 0;
+        while done < len {
+            let c = chunk.min(len - done);
+            if STREAM {
+                prefetch_elems_far(isa, src.wrapping_add(n + start + done), c);
             }
+            let (t, p) = (t.wrapping_add(done), p.wrapping_add(done));
+            // SAFETY: start + done + c <= n; the terms are rescaled into dst (in place for
+            // f32 / f64 unless streamed).
+            unsafe {
+                if scaled >= <E::Real as Real>::MIN_POSITIVE.to_f64() || f == 0.0 {
+                    let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(scaled));
+                    map_vectors::<S, E::Terms, E, STREAM>(isa, t, p, c, zero, MulBy(fv));
+                } else {
+                    // The combined factor would be subnormal: unscale first, then apply f.
+                    let u = splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>()));
+                    let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(f));
+                    map_vectors::<S, E::Terms, E, STREAM>(isa, t, p, c, zero, MulBy2(u, fv));
+                }
+            }
+            done += c;
         }
         start += len;
     }
