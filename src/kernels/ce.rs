@@ -35,7 +35,7 @@
 //! Rows whose maximum is not finite (NaN, ±inf) or so large that the exponential degenerates
 //! take scalar code that applies the special-value rules directly.
 
-use super::reduce::max_scan;
+use super::reduce::max_scan_hinting;
 use super::row::{
     self, is_degenerate, splat, unscale, BaseTerm, ExpTerm, LaneSum, Scale, Stats, Tau, VecMap,
 };
@@ -124,7 +124,7 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
 ) -> RowForward {
     let tau = p.sc.tau;
     let Some(t) = t else {
-        let st = row::row_stats(isa, x, &p.sc);
+        let st = row::row_stats(isa, x, &p.sc, false);
         return RowForward {
             lse: st.logsumexp(tau.inv),
             ..RowForward::default()
@@ -132,7 +132,11 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
     };
     let n = x.len();
     if takes_cached_path::<E>(n, p) {
-        let scan = RowScan::new(isa, x, t);
+        // The maximum's scan hints the first part of the next row, the exponential pass the
+        // rest (docs/performance.md, section 25). The half-precision scan is the quicker
+        // (integer compares on the stored patterns), so it takes a smaller share.
+        let scan_quarters = if core::mem::size_of::<E>() == 2 { 1 } else { 2 };
+        let scan = RowScan::hinting(isa, x, t, scan_quarters);
         if !scan.regular(p) {
             return RowForward {
                 correct: scan.correct(t),
@@ -141,15 +145,19 @@ pub(crate) fn row_forward<S: Isa, E: Element>(
         }
         let gaps = smoothing_gaps(isa, x, scan.m, p);
         let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
-        map.hint = NextRowHint::whole(n);
+        map.hint = NextRowHint {
+            ahead: n,
+            from: n * scan_quarters / 4,
+            quarters: 4 - scan_quarters,
+        };
         // SAFETY: the stretches lie inside x; nothing is written in SUM mode.
         let s_others = unsafe {
             others_sum::<S, E, E, SUM>(&map, x.as_ptr(), core::ptr::null_mut(), n, t, None)
         };
         return finish_forward(&scan, map.reference, s_others, gaps, n, t, p);
     }
-    let left = row::row_stats(isa, &x[..t], &p.sc);
-    let right = row::row_stats(isa, &x[t + 1..], &p.sc);
+    let left = row::row_stats(isa, &x[..t], &p.sc, false);
+    let right = row::row_stats(isa, &x[t + 1..], &p.sc, false);
     forward_from_stretches(isa, x, t, left, right, None, p)
 }
 
@@ -739,8 +747,23 @@ struct RowScan {
 impl RowScan {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn new<S: Isa, E: Element>(isa: S, x: &[E], t: usize) -> RowScan {
-        let (left, nan_l) = max_scan::<S, E, true>(isa, &x[..t]);
-        let (right, nan_r) = max_scan::<S, E, true>(isa, &x[t + 1..]);
+        Self::hinting(isa, x, t, 0)
+    }
+
+    /// As [`RowScan::new`], hinting the first `quarters` quarters of the next row at that pace.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn hinting<S: Isa, E: Element>(isa: S, x: &[E], t: usize, quarters: usize) -> RowScan {
+        let (n, p) = (x.len(), x.as_ptr());
+        let (left, nan_l) = max_scan_hinting::<S, E, true>(
+            isa,
+            &x[..t],
+            row::Lookahead::next_row(p, n, 0, 0, quarters),
+        );
+        let (right, nan_r) = max_scan_hinting::<S, E, true>(
+            isa,
+            &x[t + 1..],
+            row::Lookahead::next_row(p, n, 0, t + 1, quarters),
+        );
         let xt = x[t].to_f64();
         let (left, right) = (left.to_f64(), right.to_f64());
         let others = if left > right { left } else { right };

@@ -35,6 +35,9 @@ pub struct RowsTask<E: Element> {
     sc: Scale<E::Real>,
     /// Write the outputs with non-temporal stores.
     stream: bool,
+    /// The batch is at least [`row::STREAM_MIN_BYTES`], so it comes from memory: the passes
+    /// hint lines further ahead (the next row, or four blocks into L2).
+    from_memory: bool,
 }
 
 impl<E: Element> Kernel for RowsTask<E> {
@@ -71,9 +74,12 @@ impl<E: Element> Kernel for RowsTask<E> {
                     // With a scratch row (half precision, or a streamed call) the terms go
                     // there and the rescale writes the output once, streamed when the call
                     // streams; otherwise into the output row, rescaled in place.
+                    let hint_next = self.from_memory;
                     if self.terms.is_null() {
                         let terms = dst as *mut E::Terms;
-                        row::softmax_row_stored(isa, src, dst, terms, cols, &self.sc, false);
+                        row::softmax_row_stored(
+                            isa, src, dst, terms, cols, &self.sc, false, hint_next,
+                        );
                     } else {
                         row::softmax_row_stored(
                             isa,
@@ -85,11 +91,16 @@ impl<E: Element> Kernel for RowsTask<E> {
                             // Half-precision outputs are plain stores either way
                             // (`Element::stream`); their streamed rescale measured slower.
                             self.stream && !scratch,
+                            hint_next,
                         );
                     }
                     continue;
                 }
-                let st = row::row_stats(isa, core::slice::from_raw_parts(src, cols), &self.sc);
+                // Half-precision rows are bound by arithmetic, not memory: their statistics
+                // keep the L1 hints (the L2 ones measured slower for bf16 log-sum-exp).
+                let far = self.from_memory && core::mem::size_of::<E>() > 2;
+                let x = core::slice::from_raw_parts(src, cols);
+                let st = row::row_stats(isa, x, &self.sc, far);
                 finish_row(
                     isa,
                     self.op,
@@ -159,6 +170,7 @@ impl<E: Element> Kernel for SegmentStats<E> {
             isa,
             unsafe { core::slice::from_raw_parts(self.src, self.n) },
             &self.sc,
+            false,
         )
     }
 }
@@ -218,8 +230,8 @@ pub(crate) unsafe fn run_rows<E: Element>(
         return;
     }
     let threads = parallel::threads();
-    let stream = !core::ptr::eq(src, dst)
-        && rows * cols * core::mem::size_of::<E>() >= row::STREAM_MIN_BYTES;
+    let from_memory = rows * cols * core::mem::size_of::<E>() >= row::STREAM_MIN_BYTES;
+    let stream = !core::ptr::eq(src, dst) && from_memory;
     // A row that store-and-rescale handles is never split: the split path recomputes, and
     // results must not depend on the thread count.
     let stored = op == RowOp::Softmax && cols <= row::store_limit::<E>();
@@ -273,6 +285,7 @@ pub(crate) unsafe fn run_rows<E: Element>(
             cols,
             sc,
             stream,
+            from_memory,
         };
         E::run_rows_task(path, task);
     });

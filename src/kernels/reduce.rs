@@ -5,6 +5,7 @@
 //! lane saw one. The first NaN or the first maximal element is then found by a second scan that
 //! stops at the hit.
 
+use super::row::Lookahead;
 use crate::element::{load_tail, Element, VecOf};
 use crate::simd::{merge_extremes16, FloatVec, Isa, Real};
 
@@ -17,12 +18,22 @@ pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
     isa: S,
     x: &[E],
 ) -> (E::Real, bool) {
+    max_scan_hinting::<S, E, TRACK_NAN>(isa, x, Lookahead::NONE)
+}
+
+/// [`max_scan`], hinting lines ahead of itself as `hint` says.
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) fn max_scan_hinting<S: Isa, E: Element, const TRACK_NAN: bool>(
+    isa: S,
+    x: &[E],
+    hint: Lookahead<E>,
+) -> (E::Real, bool) {
     if let (true, Some(inf)) = (TRACK_NAN, E::HALF_INF_BITS) {
         debug_assert_eq!(core::mem::size_of::<E>(), 2);
         // SAFETY: a type with HALF_INF_BITS is a 16-bit pattern (half::f16, half::bf16 are
         // `repr(transparent)` over u16), so the slice is as many readable u16 values.
         let bits = unsafe { core::slice::from_raw_parts(x.as_ptr() as *const u16, x.len()) };
-        let (max, nan) = half_max_scan(isa, bits, inf);
+        let (max, nan) = half_max_scan(isa, bits, inf, hint.cast());
         // SAFETY: as above, `max` is a pattern of E.
         let max = unsafe { core::mem::transmute_copy::<u16, E>(&max) };
         return (max.to_real(), nan);
@@ -37,6 +48,7 @@ pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
     let p = x.as_ptr();
     let mut i = 0;
     while i + 4 * lanes <= n {
+        hint.at(isa, i, 4 * lanes);
         // SAFETY: i + 4 * lanes <= n. (Four loads spelled out: `[_; 4].map` with a closure is
         // not always inlined into the dispatched code, and then each load is a call.)
         let v = unsafe {
@@ -84,7 +96,7 @@ pub(crate) fn max_scan<S: Isa, E: Element, const TRACK_NAN: bool>(
 /// is +0; empty → −inf. A register of patterns costs three integer operations, where the
 /// floating-point scan widens every value and compares half as many per register.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-fn half_max_scan<S: Isa>(isa: S, bits: &[u16], inf: u16) -> (u16, bool) {
+fn half_max_scan<S: Isa>(isa: S, bits: &[u16], inf: u16, hint: Lookahead<u16>) -> (u16, bool) {
     let neg_inf = inf | 0x8000;
     let lanes = S::BITS16_LANES;
     let n = bits.len();
@@ -94,6 +106,7 @@ fn half_max_scan<S: Isa>(isa: S, bits: &[u16], inf: u16) -> (u16, bool) {
     let mut acc = isa.splat_extremes16([0x8000, neg_inf, 0]);
     let mut i = 0;
     while i + 4 * lanes <= n {
+        hint.at(isa, i, 4 * lanes);
         // SAFETY: i + 4·lanes <= n.
         unsafe {
             acc = isa.fold_extremes16(acc, p.add(i));

@@ -56,23 +56,18 @@ pub(crate) const STORE_LIMIT_BYTES: usize = 1024 * 1024;
 /// Bytes per cache line on the x86-64 cores the kernels are tuned for.
 const CACHE_LINE: usize = 64;
 
-/// Hints every cache line of the `count` elements at `ptr` into the cache: one prefetch per
-/// 64 bytes, whatever the vector width. (A round of four vectors spans two lines of f32 on
-/// AVX2 but four on AVX-512: one hint per two vectors left half of the AVX-512 lines to the
-/// hardware prefetcher, and the f32 cross-entropy ran slower there than on AVX2.) `count` is
-/// a multiple of the lanes, a constant, so the loop unrolls.
-#[cfg_attr(not(xent_unoptimized), inline(always))]
-pub(crate) fn prefetch_elems<S: Isa, T>(isa: S, ptr: *const T, count: usize) {
-    prefetch_lines(isa, ptr, count, false);
-}
-
-/// As [`prefetch_elems`], with [`Isa::prefetch_far`]: for the next row, which the L1 could
-/// not keep until it is read.
+/// Hints every line of the `count` elements at `ptr` into the L2 ([`Isa::prefetch_far`]): for
+/// the next row, which the L1 could not keep until it is read.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn prefetch_elems_far<S: Isa, T>(isa: S, ptr: *const T, count: usize) {
     prefetch_lines(isa, ptr, count, true);
 }
 
+/// Hints every cache line of the `count` elements at `ptr`: one prefetch per 64 bytes,
+/// whatever the vector width. (A round of four vectors spans two lines of f32 on AVX2 but four
+/// on AVX-512: one hint per two vectors left half of the AVX-512 lines to the hardware
+/// prefetcher, and the f32 cross-entropy ran slower there than on AVX2.) Callers pass counts
+/// that are constants, so the loop unrolls.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 fn prefetch_lines<S: Isa, T>(isa: S, ptr: *const T, count: usize, far: bool) {
     let bytes = count * core::mem::size_of::<T>();
@@ -85,6 +80,92 @@ fn prefetch_lines<S: Isa, T>(isa: S, ptr: *const T, count: usize, far: bool) {
             isa.prefetch(line);
         }
         offset += CACHE_LINE;
+    }
+}
+
+/// Where a pass over a block hints lines ahead of itself: the round over elements
+/// `[i, i + count)` hints the `count · quarters / 4` elements from `base + i · quarters / 4`
+/// (into the L2 when `far`), and, when `own` is not null, the `count` elements from `own + i`
+/// into the L1. At a pace below four quarters a round hints fewer lines than it reads, so that
+/// one pass can fetch part of the next row and another pass the rest.
+#[derive(Clone, Copy)]
+pub(crate) struct Lookahead<T> {
+    base: *const T,
+    quarters: usize,
+    far: bool,
+    own: *const T,
+}
+
+impl<T> Lookahead<T> {
+    /// No hints.
+    pub(crate) const NONE: Self = Lookahead {
+        base: core::ptr::null(),
+        quarters: 0,
+        far: false,
+        own: core::ptr::null(),
+    };
+
+    /// Ahead of `block` in the same row, at the pass's pace: two blocks into the L1 for data
+    /// in cache, four into the L2 for a batch that comes from memory (`from_memory`; measured
+    /// in docs/performance.md, section 25).
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn in_row(block: *const T, from_memory: bool) -> Self {
+        Lookahead {
+            base: block.wrapping_add(if from_memory { 4 } else { 2 } * BLOCK),
+            quarters: 4,
+            far: from_memory,
+            own: core::ptr::null(),
+        }
+    }
+
+    /// The next row's elements from `from` on, into the L2 at `quarters` of the pass's pace,
+    /// for the pass over the block that starts `block_start` elements into the row of `n` at
+    /// `row`.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn next_row(
+        row: *const T,
+        n: usize,
+        from: usize,
+        block_start: usize,
+        quarters: usize,
+    ) -> Self {
+        Lookahead {
+            base: row.wrapping_add(n + from + block_start * quarters / 4),
+            quarters,
+            far: true,
+            own: core::ptr::null(),
+        }
+    }
+
+    /// These hints, and two blocks ahead of `block` into the L1: the lines that earlier hints
+    /// brought only as far as the L2.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn and_own_row(self, block: *const T) -> Self {
+        Lookahead {
+            own: block.wrapping_add(2 * BLOCK),
+            ..self
+        }
+    }
+
+    /// The same hints, for the same bytes seen as elements of another type of the same size.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn cast<U>(self) -> Lookahead<U> {
+        debug_assert_eq!(core::mem::size_of::<T>(), core::mem::size_of::<U>());
+        Lookahead {
+            base: self.base as *const U,
+            quarters: self.quarters,
+            far: self.far,
+            own: self.own as *const U,
+        }
+    }
+
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn at<S: Isa>(self, isa: S, i: usize, count: usize) {
+        let first = self.base.wrapping_add(i * self.quarters / 4);
+        prefetch_lines(isa, first, count * self.quarters / 4, self.far);
+        if !self.own.is_null() {
+            prefetch_lines(isa, self.own.wrapping_add(i), count, false);
+        }
     }
 }
 
@@ -352,6 +433,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     n: usize,
     term: &impl VecMap<VecOf<S, E>>,
     next: &[E],
+    hint: Lookahead<E>,
 ) -> (f64, E::Real) {
     let lanes = VecOf::<S, E>::LANES;
     let ninf = <E::Real as Real>::NEG_INFINITY;
@@ -364,9 +446,9 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     // Four vectors per round (two pairs stepped together: more independent work in the
     // scheduler's window), then at most one pair.
     while i + 4 * lanes <= n {
-        // Fetch the block after the next one while this one computes (the next one is read
-        // by this loop): the DRAM transfer overlaps the exponentials.
-        prefetch_elems(isa, src.wrapping_add(i + 2 * BLOCK), 4 * lanes);
+        // Fetch ahead while this block computes (by default the block after the next one,
+        // which this loop reads): the DRAM transfer overlaps the exponentials.
+        hint.at(isa, i, 4 * lanes);
         if i + 4 * lanes <= next.len() {
             // SAFETY: i + 4 * lanes <= next.len(). `v.max(acc)` keeps NaN out (max_scan).
             unsafe {
@@ -395,7 +477,7 @@ fn block_sum_exp<S: Isa, E: Element, const STORE: bool>(
     }
     let folded = i.min(next.len() / (4 * lanes) * (4 * lanes));
     if i + 2 * lanes <= n {
-        prefetch_elems(isa, src.wrapping_add(i + 2 * BLOCK), 2 * lanes);
+        hint.at(isa, i, 2 * lanes);
         // SAFETY: i + 2 * lanes <= n, and src/dst are valid for n elements.
         unsafe {
             let (y0, y1) =
@@ -736,6 +818,7 @@ impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
 /// # Safety
 /// `src` is valid for reading `n` elements; when `STORE`, `dst` is valid for writing `n` elements
 /// and is either `src` or does not overlap it; `dst` does not overlap `next`.
+#[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 unsafe fn block_stats<S: Isa, E: Element, const SCALED: bool, const STORE: bool>(
     isa: S,
@@ -745,6 +828,7 @@ unsafe fn block_stats<S: Isa, E: Element, const SCALED: bool, const STORE: bool>
     m: E::Real,
     next: &[E],
     sc: &Scale<E::Real>,
+    hint: Lookahead<E>,
 ) -> (Stats, E::Real) {
     let finite = m > <E::Real as Real>::NEG_INFINITY && m < <E::Real as Real>::INFINITY;
     if !finite || (STORE && is_degenerate(m, sc)) {
@@ -757,16 +841,16 @@ unsafe fn block_stats<S: Isa, E: Element, const SCALED: bool, const STORE: bool>
         // statistics then stand; the rescaling pass uses the same c.
         if let Some(k) = exp_base::<E::Real>(m.to_f64()) {
             let term = BaseTerm::<S, E>::new(isa, k);
-            let (sum, next_max) = block_sum_exp::<S, E, true>(isa, src, dst, n, &term, next);
+            let (sum, next_max) = block_sum_exp::<S, E, true>(isa, src, dst, n, &term, next, hint);
             return (Stats::new(base_value(k), sum), next_max);
         }
         // |m| too large for the grid: the exact TwoSum argument (τ = 1 in the scaled form).
         let term = ExpTerm::<S, E, true, true>::new(isa, m, sc);
-        let (sum, next_max) = block_sum_exp::<S, E, true>(isa, src, dst, n, &term, next);
+        let (sum, next_max) = block_sum_exp::<S, E, true>(isa, src, dst, n, &term, next, hint);
         return (Stats::new(m.to_f64(), sum), next_max);
     }
     let term = ExpTerm::<S, E, SCALED, STORE>::new(isa, m, sc);
-    let (sum, next_max) = block_sum_exp::<S, E, STORE>(isa, src, dst, n, &term, next);
+    let (sum, next_max) = block_sum_exp::<S, E, STORE>(isa, src, dst, n, &term, next, hint);
     (Stats::new(m.to_f64(), sum), next_max)
 }
 
@@ -803,16 +887,25 @@ unsafe fn special_block<E: Element>(
 
 /// The statistics of one segment (≤ [`SEGMENT`] elements): blocks merged left to right.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-pub(crate) fn segment_stats<S: Isa, E: Element>(isa: S, x: &[E], sc: &Scale<E::Real>) -> Stats {
-    if sc.is_identity() {
-        segment_stats_impl::<S, E, false>(isa, x, sc)
-    } else {
-        segment_stats_impl::<S, E, true>(isa, x, sc)
+/// `from_memory`: the data comes from memory (see [`Lookahead::in_row`]).
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) fn segment_stats<S: Isa, E: Element>(
+    isa: S,
+    x: &[E],
+    sc: &Scale<E::Real>,
+    from_memory: bool,
+) -> Stats {
+    // The hints' kind is a constant of each loop (a test per line cost the cached rows).
+    match (sc.is_identity(), from_memory) {
+        (true, false) => segment_stats_impl::<S, E, false, false>(isa, x, sc),
+        (true, true) => segment_stats_impl::<S, E, false, true>(isa, x, sc),
+        (false, false) => segment_stats_impl::<S, E, true, false>(isa, x, sc),
+        (false, true) => segment_stats_impl::<S, E, true, true>(isa, x, sc),
     }
 }
 
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-fn segment_stats_impl<S: Isa, E: Element, const SCALED: bool>(
+fn segment_stats_impl<S: Isa, E: Element, const SCALED: bool, const FROM_MEMORY: bool>(
     isa: S,
     x: &[E],
     sc: &Scale<E::Real>,
@@ -836,6 +929,7 @@ fn segment_stats_impl<S: Isa, E: Element, const SCALED: bool>(
                 m,
                 next,
                 sc,
+                Lookahead::in_row(x.as_ptr().add(start), FROM_MEMORY),
             )
         };
         acc = acc.merge(b, sc.tau);
@@ -847,10 +941,15 @@ fn segment_stats_impl<S: Isa, E: Element, const SCALED: bool>(
 
 /// The statistics of a whole row: its segments merged left to right.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-pub(crate) fn row_stats<S: Isa, E: Element>(isa: S, x: &[E], sc: &Scale<E::Real>) -> Stats {
+pub(crate) fn row_stats<S: Isa, E: Element>(
+    isa: S,
+    x: &[E],
+    sc: &Scale<E::Real>,
+    from_memory: bool,
+) -> Stats {
     let mut acc = Stats::EMPTY;
     for seg in x.chunks(SEGMENT) {
-        acc = acc.merge(segment_stats(isa, seg, sc), sc.tau);
+        acc = acc.merge(segment_stats(isa, seg, sc, from_memory), sc.tau);
     }
     acc
 }
@@ -1206,11 +1305,15 @@ impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxM
 /// through a scratch row was measured 1.5× slower here: see docs/design.md.)
 ///
 /// The terms go to `terms`: `dst` itself for f32 / f64, an f32 scratch row for f16 / bf16
-/// (one exponential per entry there too, and one rounding of each output).
+/// (one exponential per entry there too, and one rounding of each output). With `stream` the
+/// output is written with non-temporal stores (`terms` is then a scratch row); with
+/// `hint_next` (rows of a batch that comes from memory) the two passes share the hints that
+/// fetch the next row.
 ///
 /// # Safety
 /// As [`map_vectors`], with `n <= store_limit::<E>()`; `terms` is valid for `n` elements and is
 /// `dst` or disjoint from `src` and `dst`.
+#[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) unsafe fn softmax_row_stored<S: Isa, E: Element>(
     isa: S,
@@ -1220,21 +1323,22 @@ pub(crate) unsafe fn softmax_row_stored<S: Isa, E: Element>(
     n: usize,
     sc: &Scale<E::Real>,
     stream: bool,
+    hint_next: bool,
 ) {
     // SAFETY: forwarded.
     unsafe {
         match (sc.is_identity(), stream) {
-            (true, false) => {
-                softmax_row_stored_impl::<S, E, false, false>(isa, src, dst, terms, n, sc)
-            }
+            (true, false) => softmax_row_stored_impl::<S, E, false, false>(
+                isa, src, dst, terms, n, sc, hint_next,
+            ),
             (true, true) => {
-                softmax_row_stored_impl::<S, E, false, true>(isa, src, dst, terms, n, sc)
+                softmax_row_stored_impl::<S, E, false, true>(isa, src, dst, terms, n, sc, hint_next)
             }
             (false, false) => {
-                softmax_row_stored_impl::<S, E, true, false>(isa, src, dst, terms, n, sc)
+                softmax_row_stored_impl::<S, E, true, false>(isa, src, dst, terms, n, sc, hint_next)
             }
             (false, true) => {
-                softmax_row_stored_impl::<S, E, true, true>(isa, src, dst, terms, n, sc)
+                softmax_row_stored_impl::<S, E, true, true>(isa, src, dst, terms, n, sc, hint_next)
             }
         }
     }
@@ -1254,8 +1358,13 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool, const 
     terms: *mut E::Terms,
     n: usize,
     sc: &Scale<E::Real>,
+    hint_next: bool,
 ) {
     debug_assert!(n.div_ceil(BLOCK) <= MAX_STORED_BLOCKS);
+    // With `hint_next`, the share of the next row the statistics pass hints; the rescale
+    // hints the rest. Streamed, the rescale's own traffic is the output's writes, so it
+    // takes three quarters of the reads as well (docs/performance.md, section 25).
+    let q1 = if STREAM { 1 } else { 2 };
     let mut block_max = [0f64; MAX_STORED_BLOCKS];
     let mut st = Stats::EMPTY;
     // SAFETY: src is valid for n elements; the slice ends before the first write.
@@ -1273,6 +1382,11 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool, const 
         // and then src itself or disjoint from it, or a scratch row disjoint from both).
         let (b, next_max) = unsafe {
             let next = core::slice::from_raw_parts(src.add(end), BLOCK.min(n - end));
+            let hint = if hint_next {
+                Lookahead::next_row(src, n, 0, start, q1).and_own_row(src.add(start))
+            } else {
+                Lookahead::in_row(src.add(start), false)
+            };
             block_stats::<S, E, SCALED, true>(
                 isa,
                 src.add(start),
@@ -1281,6 +1395,7 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool, const 
                 m,
                 next,
                 sc,
+                hint,
             )
         };
         block_max[k] = b.max;
@@ -1303,15 +1418,15 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool, const 
         let f = Stats::weight(m, st.max, sc.tau) * inv_sum;
         let (t, p) = (terms.wrapping_add(start), dst.wrapping_add(start));
         let scaled = f * unscale::<E>();
-        // Streamed, this pass reads only the scratch row: it hints the next row's same block,
-        // a chunk at a time, so that the next row's read overlaps these writes instead of
-        // following them.
-        let chunk = if STREAM { STREAM_HINT_CHUNK } else { len };
+        // From memory, this pass hints the rest of the next row, a chunk at a time, so that
+        // the next row's read overlaps this pass (and a streamed call's writes) instead of
+        // following it.
+        let chunk = if hint_next { STREAM_HINT_CHUNK } else { len };
         let mut done = 0;
         while done < len {
             let c = chunk.min(len - done);
-            if STREAM {
-                prefetch_elems_far(isa, src.wrapping_add(n + start + done), c);
+            if hint_next {
+                Lookahead::next_row(src, n, n * q1 / 4, start + done, 4 - q1).at(isa, 0, c);
             }
             let (t, p) = (t.wrapping_add(done), p.wrapping_add(done));
             // SAFETY: start + done + c <= n; the terms are rescaled into dst (in place for
