@@ -66,8 +66,9 @@ pub(crate) fn prefetch_elems_far<S: Isa, T>(isa: S, ptr: *const T, count: usize)
 /// Hints every cache line of the `count` elements at `ptr`: one prefetch per 64 bytes,
 /// whatever the vector width. (A round of four vectors spans two lines of f32 on AVX2 but four
 /// on AVX-512: one hint per two vectors left half of the AVX-512 lines to the hardware
-/// prefetcher, and the f32 cross-entropy ran slower there than on AVX2.) Callers pass counts
-/// that are constants, so the loop unrolls.
+/// prefetcher, and the f32 cross-entropy ran slower there than on AVX2.) The kernels' rounds
+/// pass constant counts, so the loop unrolls; only the softmax rescale's last chunk of a block
+/// passes a shorter one.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 fn prefetch_lines<S: Isa, T>(isa: S, ptr: *const T, count: usize, far: bool) {
     let bytes = count * core::mem::size_of::<T>();
@@ -886,7 +887,6 @@ unsafe fn special_block<E: Element>(
 }
 
 /// The statistics of one segment (≤ [`SEGMENT`] elements): blocks merged left to right.
-#[cfg_attr(not(xent_unoptimized), inline(always))]
 /// `from_memory`: the data comes from memory (see [`Lookahead::in_row`]).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) fn segment_stats<S: Isa, E: Element>(
