@@ -115,13 +115,18 @@ pub trait Element:
         }
     }
 
-    /// Stores `LANES` elements with a non-temporal store.
+    /// [`Element::store_pair`] (with NaN lanes allowed) by non-temporal stores.
     ///
     /// # Safety
-    /// As [`FloatVec::stream`]: `ptr` valid for `LANES` elements and aligned to `LANES`
-    /// elements.
+    /// `ptr` valid for writing `2 · LANES` elements and aligned to their size or to 64 bytes,
+    /// whichever is smaller (each non-temporal store writes one aligned vector).
     #[doc(hidden)]
-    unsafe fn stream<S: Isa>(v: VecOf<S, Self>, ptr: *mut Self);
+    unsafe fn stream_pair<S: Isa>(
+        isa: S,
+        low: VecOf<S, Self>,
+        high: VecOf<S, Self>,
+        ptr: *mut Self,
+    );
 
     /// Loads `n < LANES` elements; the other lanes are `pad`.
     ///
@@ -232,9 +237,13 @@ macro_rules! native_element {
                 unsafe { v.store(ptr) }
             }
             #[cfg_attr(not(xent_unoptimized), inline(always))]
-            unsafe fn stream<S: Isa>(v: S::$vec, ptr: *mut Self) {
-                // SAFETY: forwarded from the caller.
-                unsafe { v.stream(ptr) }
+            unsafe fn stream_pair<S: Isa>(_: S, low: S::$vec, high: S::$vec, ptr: *mut Self) {
+                // SAFETY: forwarded from the caller; each vector (at most 64 bytes) is aligned to
+                // its own size.
+                unsafe {
+                    low.stream(ptr);
+                    high.stream(ptr.add(<S::$vec as FloatVec>::LANES));
+                }
             }
             #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn load_partial<S: Isa>(isa: S, ptr: *const Self, n: usize, pad: $t) -> S::$vec {
@@ -314,10 +323,9 @@ macro_rules! half_element {
                 unsafe { isa.store_half_pair::<$bf16, NAN>(low, high, ptr as *mut u16) }
             }
             #[cfg_attr(not(xent_unoptimized), inline(always))]
-            unsafe fn stream<S: Isa>(v: S::F32, ptr: *mut Self) {
-                // Plain stores: half outputs are half the traffic already.
+            unsafe fn stream_pair<S: Isa>(isa: S, low: S::F32, high: S::F32, ptr: *mut Self) {
                 // SAFETY: forwarded from the caller.
-                unsafe { Self::store::<S>(v, ptr) }
+                unsafe { isa.stream_half_pair::<$bf16>(low, high, ptr as *mut u16) }
             }
             #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn load_partial<S: Isa>(isa: S, ptr: *const Self, n: usize, pad: f32) -> S::F32 {

@@ -4,6 +4,7 @@
 //! context on a violation. Not part of the stable API.
 
 use crate::kernels::ce::LSE_COARSE;
+pub use crate::kernels::Conversion;
 use crate::{reference, Element, IsaPath, Softmax};
 
 /// The paths this machine can run.
@@ -140,21 +141,27 @@ pub fn ulp_of_real<E: Element>(v: f64) -> f64 {
 pub fn to_f32_on_path<E: Element<Real = f32>>(x: &[E]) -> Vec<f32> {
     let mut elems = x.to_vec();
     let mut out = vec![0f32; x.len()];
-    crate::kernels::run_convert(crate::simd::current(), &mut elems, &mut out, true, false);
+    crate::kernels::run_convert(
+        crate::simd::current(),
+        &mut elems,
+        &mut out,
+        Conversion::Load,
+    );
     out
 }
 
-/// `x` rounded to `E` through the dispatched path's vector stores; `no_nan` (for an `x`
-/// without NaN): through the stores that skip the NaN handling, as the cross-entropy's
-/// gradient rows with bounded entries do.
-pub fn from_f32_on_path<E: Element<Real = f32>>(x: &[f32], no_nan: bool) -> Vec<E> {
+/// `x` rounded to `E` through the dispatched path's vector stores of the form `how`
+/// (`StoreNoNan`, `StorePairNoNan`: for an `x` without NaN, through the stores that skip the
+/// NaN handling, as the cross-entropy's gradient rows with bounded entries do).
+pub fn from_f32_on_path<E: Element<Real = f32>>(x: &[f32], how: Conversion) -> Vec<E> {
+    let no_nan = matches!(how, Conversion::StoreNoNan | Conversion::StorePairNoNan);
     assert!(
         !(no_nan && x.iter().any(|v| v.is_nan())),
-        "no_nan with a NaN"
+        "no-NaN stores with a NaN"
     );
     let mut reals = x.to_vec();
     let mut out = vec![E::from_f64(0.0); x.len()];
-    crate::kernels::run_convert(crate::simd::current(), &mut out, &mut reals, false, no_nan);
+    crate::kernels::run_convert(crate::simd::current(), &mut out, &mut reals, how);
     out
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{check_cross_entropy, check_rows, for_each_path, ulp_error, CeCase};
+use common::{check_cross_entropy, check_rows, for_each_path, ulp_error, CeCase, Conversion};
 use proptest::prelude::*;
 use xent::half::{bf16, f16};
 use xent::{Element, Reduction};
@@ -86,25 +86,34 @@ fn conversions_are_bit_exact_on_every_path() {
                 x.to_bits()
             );
         }
-        // The plain stores, and the stores for NaN-free vectors (bfloat16's skips its NaN
-        // handling) on the probes without NaN: the same bits.
+        // Every store form: single vectors, pairs, streamed pairs (each with its own code on
+        // some path), and the stores for NaN-free vectors (bfloat16's skip its NaN handling)
+        // on the probes without NaN: the same bits.
         let finite: Vec<f32> = probes.iter().copied().filter(|v| !v.is_nan()).collect();
-        for (probes, no_nan) in [(&probes, false), (&finite, true)] {
-            let got: Vec<f16> = common::from_f32_on_path(probes, no_nan);
+        for how in [
+            Conversion::Store,
+            Conversion::StoreNoNan,
+            Conversion::StorePair,
+            Conversion::StorePairNoNan,
+            Conversion::StreamPair,
+        ] {
+            let no_nan = matches!(how, Conversion::StoreNoNan | Conversion::StorePairNoNan);
+            let probes = if no_nan { &finite } else { &probes };
+            let got: Vec<f16> = common::from_f32_on_path(probes, how);
             for (x, g) in probes.iter().zip(&got) {
                 assert_eq!(
                     g.to_bits(),
                     f16::from_f32(*x).to_bits(),
-                    "{path}: f32 {:08x} → f16 (no_nan {no_nan})",
+                    "{path}: f32 {:08x} → f16 ({how:?})",
                     x.to_bits()
                 );
             }
-            let got: Vec<bf16> = common::from_f32_on_path(probes, no_nan);
+            let got: Vec<bf16> = common::from_f32_on_path(probes, how);
             for (x, g) in probes.iter().zip(&got) {
                 assert_eq!(
                     g.to_bits(),
                     bf16::from_f32(*x).to_bits(),
-                    "{path}: f32 {:08x} → bf16 (no_nan {no_nan})",
+                    "{path}: f32 {:08x} → bf16 ({how:?})",
                     x.to_bits()
                 );
             }

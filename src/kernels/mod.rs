@@ -452,78 +452,117 @@ pub(crate) fn run_first_index<E: Element>(
     E::run_first_index_task(path, FirstIndexTask { x, target })
 }
 
-/// Element → f32 (to_f32 == false: f32 → element) through the vector load / store of the
-/// dispatched path: lets the tests check the half-precision conversions bit for bit.
+/// How the conversion checks (`fuzz_checks::to_f32_on_path`, `from_f32_on_path`) convert:
+/// element → f32 by the vector loads, or f32 → element by one of the vector stores.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Conversion {
+    /// `Element::load`.
+    Load,
+    /// `Element::store`, one vector at a time.
+    Store,
+    /// `Element::store_no_nan` (the caller's values hold no NaN).
+    StoreNoNan,
+    /// `Element::store_pair`, two vectors at a time.
+    StorePair,
+    /// `Element::store_pair` for NaN-free lanes (the caller's values hold no NaN).
+    StorePairNoNan,
+    /// `Element::stream_pair`, after a head that aligns the output to a pair.
+    StreamPair,
+}
+
+/// Element ↔ f32 through the vector loads / stores of the dispatched path: lets the tests
+/// check the half-precision conversions bit for bit.
 struct ConvertTask<'a, E> {
     elems: &'a mut [E],
     reals: &'a mut [f32],
-    to_f32: bool,
-    /// Whole vectors stored with `Element::store_no_nan` (the caller's reals hold no NaN).
-    no_nan: bool,
+    how: Conversion,
 }
 
 impl<E: Element<Real = f32>> Kernel for ConvertTask<'_, E> {
     type Output = ();
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn run<S: crate::simd::Isa>(self, isa: S) {
-        let lanes = <S::F32 as crate::simd::FloatVec>::LANES;
+        use crate::simd::FloatVec;
+        let lanes = <S::F32 as FloatVec>::LANES;
         let n = self.elems.len().min(self.reals.len());
+        let (e, r) = (self.elems.as_mut_ptr(), self.reals.as_mut_ptr());
         let mut i = 0;
-        while i < n {
-            let len = lanes.min(n - i);
-            // SAFETY: i + len <= n for both slices; partial forms for the tail.
-            unsafe {
-                let e = self.elems.as_mut_ptr().add(i);
-                let r = self.reals.as_mut_ptr().add(i);
-                use crate::simd::FloatVec;
-                let full = len == lanes;
-                if self.to_f32 {
-                    let v = if full {
-                        E::load(isa, e)
+        if self.how == Conversion::Load {
+            while i < n {
+                let len = lanes.min(n - i);
+                // SAFETY: i + len <= n for both slices; partial forms for the tail.
+                unsafe {
+                    if len == lanes {
+                        E::load(isa, e.add(i)).store(r.add(i));
                     } else {
-                        E::load_partial(isa, e, len, 0.0)
-                    };
-                    if full {
-                        v.store(r);
-                    } else {
-                        v.store_partial(r, len);
-                    }
-                } else {
-                    let v = if full {
-                        <S::F32 as FloatVec>::load(isa, r)
-                    } else {
-                        <S::F32 as FloatVec>::load_partial(isa, r, len, 0.0)
-                    };
-                    if full && self.no_nan {
-                        E::store_no_nan::<S>(v, e);
-                    } else if full {
-                        E::store::<S>(v, e);
-                    } else {
-                        E::store_partial::<S>(v, e, len);
+                        E::load_partial(isa, e.add(i), len, 0.0).store_partial(r.add(i), len);
                     }
                 }
+                i += len;
             }
+            return;
+        }
+        let no_nan = matches!(
+            self.how,
+            Conversion::StoreNoNan | Conversion::StorePairNoNan
+        );
+        // SAFETY (for the stores below): each writes inside elems[..n], from reals[..n].
+        let store_single = |i: usize, len: usize| unsafe {
+            if len == lanes {
+                let v = <S::F32 as FloatVec>::load(isa, r.add(i));
+                if no_nan {
+                    E::store_no_nan::<S>(v, e.add(i));
+                } else {
+                    E::store::<S>(v, e.add(i));
+                }
+            } else {
+                let v = <S::F32 as FloatVec>::load_partial(isa, r.add(i), len, 0.0);
+                E::store_partial::<S>(v, e.add(i), len);
+            }
+        };
+        if self.how == Conversion::StreamPair {
+            let pair_bytes = 2 * lanes * core::mem::size_of::<E>();
+            let head = ((pair_bytes - e as usize % pair_bytes) % pair_bytes
+                / core::mem::size_of::<E>())
+            .min(n);
+            while i < head {
+                let len = lanes.min(head - i);
+                store_single(i, len);
+                i += len;
+            }
+        }
+        if !matches!(self.how, Conversion::Store | Conversion::StoreNoNan) {
+            while i + 2 * lanes <= n {
+                // SAFETY: i + 2 * lanes <= n; streamed, e + i is aligned to the pair.
+                unsafe {
+                    let low = <S::F32 as FloatVec>::load(isa, r.add(i));
+                    let high = <S::F32 as FloatVec>::load(isa, r.add(i + lanes));
+                    match self.how {
+                        Conversion::StreamPair => E::stream_pair(isa, low, high, e.add(i)),
+                        Conversion::StorePairNoNan => {
+                            E::store_pair::<S, false>(isa, low, high, e.add(i))
+                        }
+                        _ => E::store_pair::<S, true>(isa, low, high, e.add(i)),
+                    }
+                }
+                i += 2 * lanes;
+            }
+            isa.store_fence();
+        }
+        while i < n {
+            let len = lanes.min(n - i);
+            store_single(i, len);
             i += len;
         }
     }
 }
 
-/// Converts `elems` to f32 (`to_f32`) or `reals` to elements, on `path` (`no_nan`: through
-/// the stores for NaN-free lanes; `reals` must then hold no NaN).
+/// Converts `elems` to f32 (`how == Conversion::Load`) or `reals` to elements, on `path`.
 pub(crate) fn run_convert<E: Element<Real = f32>>(
     path: IsaPath,
     elems: &mut [E],
     reals: &mut [f32],
-    to_f32: bool,
-    no_nan: bool,
+    how: Conversion,
 ) {
-    dispatch(
-        path,
-        ConvertTask {
-            elems,
-            reals,
-            to_f32,
-            no_nan,
-        },
-    )
+    dispatch(path, ConvertTask { elems, reals, how })
 }

@@ -1060,9 +1060,16 @@ impl<V: FloatVec> VecMap<V> for MulBy2<V> {
 }
 
 /// Applies `f` to every vector of `src`, writing `dst` (which is `src` or does not overlap it).
-/// With `STREAM`, the bulk of `dst` is written with non-temporal stores (for outputs far larger
-/// than the caches: it saves reading each output line before writing it); the task that
-/// streams issues one `Isa::store_fence` when it is done.
+/// With `STREAM`, the whole cache lines of `dst` are written with non-temporal stores (for
+/// outputs far larger than the caches: it saves reading each output line before writing it),
+/// the partial lines at either end with plain ones; the task that streams issues one
+/// `Isa::store_fence` when it is done. Each round over `[i, i + count)` also hints `hint`'s
+/// lines for it (`Lookahead::at`).
+///
+/// A line is never written partly by non-temporal and partly by plain stores: the plain store
+/// pulls the line into the cache, and the streamed part then goes through it at many times
+/// the cost of a whole streamed line (docs/performance.md, section 26: aligned to the vector
+/// instead of the line, the AVX2 f32 softmax streamed at a third of its speed).
 ///
 /// # Safety
 /// `src` valid for reading and `dst` for writing `n` elements; equal or non-overlapping.
@@ -1079,38 +1086,68 @@ pub(crate) unsafe fn map_vectors<
     n: usize,
     pad: E::Real,
     f: impl VecMap<VecOf<S, E>>,
+    hint: Lookahead<I>,
+) {
+    let mut i = 0;
+    if STREAM {
+        let lanes = VecOf::<S, E>::LANES;
+        let size = core::mem::size_of::<E>();
+        let head = ((CACHE_LINE - dst as usize % CACHE_LINE) % CACHE_LINE / size).min(n);
+        // SAFETY: head <= n.
+        unsafe { map_plain(isa, src, dst, head, pad, &f, Lookahead::NONE) };
+        i = head;
+        // Whole lines per round: a pair of vectors spans one or two lines, or half of one
+        // (16-bit elements on AVX2, any type on the scalar path).
+        let pairs = (CACHE_LINE / size / (2 * lanes)).max(1);
+        let round = pairs * 2 * lanes;
+        while i + round <= n {
+            hint.at(isa, i, round);
+            for k in 0..pairs {
+                let j = i + 2 * lanes * k;
+                // SAFETY: j + 2 * lanes <= i + round <= n; dst + i is line-aligned and j − i
+                // a multiple of the pair, so dst + j is aligned to the pair's size or to the
+                // line, whichever is smaller.
+                unsafe {
+                    let (a, b) =
+                        f.apply_pair(I::load(isa, src.add(j)), I::load(isa, src.add(j + lanes)));
+                    E::stream_pair(isa, a, b, dst.add(j));
+                }
+            }
+            i += round;
+        }
+    }
+    // SAFETY: i <= n.
+    unsafe {
+        if STREAM {
+            map_plain(isa, src.add(i), dst.add(i), n - i, pad, &f, Lookahead::NONE)
+        } else {
+            map_plain(isa, src, dst, n, pad, &f, hint)
+        }
+    }
+}
+
+/// [`map_vectors`] with plain stores.
+///
+/// # Safety
+/// As [`map_vectors`].
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+unsafe fn map_plain<S: Isa, I: Element<Real = E::Real>, E: Element>(
+    isa: S,
+    src: *const I,
+    dst: *mut E,
+    n: usize,
+    pad: E::Real,
+    f: &impl VecMap<VecOf<S, E>>,
+    hint: Lookahead<I>,
 ) {
     let lanes = VecOf::<S, E>::LANES;
     let mut i = 0;
-    if STREAM {
-        // Peel the head up to a vector-aligned output address.
-        let align = lanes * core::mem::size_of::<E>();
-        let misalign = dst as usize % align;
-        let head = if misalign == 0 {
-            0
-        } else {
-            ((align - misalign) / core::mem::size_of::<E>()).min(n)
-        };
-        if head > 0 {
-            // SAFETY: head < lanes and head <= n.
-            unsafe {
-                let v = f.apply(I::load_partial(isa, src, head, pad));
-                E::store_partial(v, dst, head);
-            }
-            i = head;
-        }
-    }
     while i + 2 * lanes <= n {
-        // SAFETY: i + 2 * lanes <= n; with STREAM, dst + i is vector-aligned (the head was
-        // peeled and i advances by whole vectors).
+        hint.at(isa, i, 2 * lanes);
+        // SAFETY: i + 2 * lanes <= n.
         unsafe {
             let (a, b) = f.apply_pair(I::load(isa, src.add(i)), I::load(isa, src.add(i + lanes)));
-            if STREAM {
-                E::stream(a, dst.add(i));
-                E::stream(b, dst.add(i + lanes));
-            } else {
-                E::store_pair::<S, true>(isa, a, b, dst.add(i));
-            }
+            E::store_pair::<S, true>(isa, a, b, dst.add(i));
         }
         i += 2 * lanes;
     }
@@ -1132,6 +1169,7 @@ pub(crate) unsafe fn map_vectors<
 ///
 /// # Safety
 /// As [`map_vectors`].
+#[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(xent_unoptimized), inline(always))]
 pub(crate) unsafe fn map_vectors_to<S: Isa, E: Element>(
     isa: S,
@@ -1141,13 +1179,14 @@ pub(crate) unsafe fn map_vectors_to<S: Isa, E: Element>(
     pad: E::Real,
     f: impl VecMap<VecOf<S, E>>,
     stream: bool,
+    hint: Lookahead<E>,
 ) {
     // SAFETY: forwarded.
     unsafe {
         if stream {
-            map_vectors::<S, E, E, true>(isa, src, dst, n, pad, f)
+            map_vectors::<S, E, E, true>(isa, src, dst, n, pad, f, hint)
         } else {
-            map_vectors::<S, E, E, false>(isa, src, dst, n, pad, f)
+            map_vectors::<S, E, E, false>(isa, src, dst, n, pad, f, hint)
         }
     }
 }
@@ -1204,7 +1243,7 @@ unsafe fn write_softmax<S: Isa, E: Element, const SCALED: bool>(
                 factor: splat::<S, E>(isa, <E::Real as Real>::from_f64(factor)),
             };
             // SAFETY: forwarded.
-            return unsafe { map_vectors_to(isa, src, dst, n, ninf, f, stream) };
+            return unsafe { map_vectors_to(isa, src, dst, n, ninf, f, stream, Lookahead::NONE) };
         }
     }
     // Scaled rows, and |M| too large for the grid: the exact TwoSum argument.
@@ -1213,7 +1252,7 @@ unsafe fn write_softmax<S: Isa, E: Element, const SCALED: bool>(
         factor: splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>() / st.sum)),
     };
     // SAFETY: forwarded.
-    unsafe { map_vectors_to(isa, src, dst, n, ninf, f, stream) }
+    unsafe { map_vectors_to(isa, src, dst, n, ninf, f, stream, Lookahead::NONE) }
 }
 
 /// A term times a constant factor.
@@ -1247,7 +1286,18 @@ unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
 ) {
     let f = LogSoftmaxMap::<S, E, SCALED>::new(isa, st, sc);
     // SAFETY: forwarded.
-    unsafe { map_vectors_to(isa, src, dst, n, <E::Real as Real>::NEG_INFINITY, f, stream) }
+    unsafe {
+        map_vectors_to(
+            isa,
+            src,
+            dst,
+            n,
+            <E::Real as Real>::NEG_INFINITY,
+            f,
+            stream,
+            Lookahead::NONE,
+        )
+    }
 }
 
 struct LogSoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
@@ -1424,7 +1474,13 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool, const 
         let chunk = if hint_next { STREAM_HINT_CHUNK } else { len };
         let mut done = 0;
         while done < len {
-            let c = chunk.min(len - done);
+            let mut c = chunk.min(len - done);
+            if STREAM && hint_next {
+                // Chunks end on multiples of the chunk's size in the output, whole lines: a
+                // line split between two chunks would take plain stores on both sides.
+                let into = (p.wrapping_add(done) as usize / core::mem::size_of::<E>()) % chunk;
+                c = (chunk - into).min(len - done);
+            }
             if hint_next {
                 Lookahead::next_row(src, n, n * q1 / 4, start + done, 4 - q1).at(isa, 0, c);
             }
@@ -1434,12 +1490,28 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool, const 
             unsafe {
                 if scaled >= <E::Real as Real>::MIN_POSITIVE.to_f64() || f == 0.0 {
                     let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(scaled));
-                    map_vectors::<S, E::Terms, E, STREAM>(isa, t, p, c, zero, MulBy(fv));
+                    map_vectors::<S, E::Terms, E, STREAM>(
+                        isa,
+                        t,
+                        p,
+                        c,
+                        zero,
+                        MulBy(fv),
+                        Lookahead::NONE,
+                    );
                 } else {
                     // The combined factor would be subnormal: unscale first, then apply f.
                     let u = splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>()));
                     let fv = splat::<S, E>(isa, <E::Real as Real>::from_f64(f));
-                    map_vectors::<S, E::Terms, E, STREAM>(isa, t, p, c, zero, MulBy2(u, fv));
+                    map_vectors::<S, E::Terms, E, STREAM>(
+                        isa,
+                        t,
+                        p,
+                        c,
+                        zero,
+                        MulBy2(u, fv),
+                        Lookahead::NONE,
+                    );
                 }
             }
             done += c;

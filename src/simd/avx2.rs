@@ -88,24 +88,9 @@ impl Isa for Avx2 {
         // which proves AVX2 and F16C.
         unsafe {
             let h = if BF16 {
-                let bits = _mm256_castps_si256(v.0);
-                // Round to nearest even on the 16 bits cut off: add 0x7FFF plus the lowest kept bit.
-                let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(1));
-                let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(
-                    _mm256_add_epi32(bits, _mm256_set1_epi32(0x7FFF)),
-                    lsb,
-                ));
-                // NaN: keep the top payload bits and set the quiet bit.
-                let r = if NAN {
-                    let quiet =
-                        _mm256_or_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(0x40));
-                    let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v.0, v.0));
-                    _mm256_blendv_epi8(rounded, quiet, nan)
-                } else {
-                    rounded
-                };
                 // 32 → 16 bits (values ≤ 0xFFFF, so unsigned saturation is exact), then gather
                 // the two 128-bit halves' low quadwords.
+                let r = bf16_rounded::<NAN>(v);
                 let packed = _mm256_packus_epi32(r, r);
                 _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b1000>(packed))
             } else {
@@ -113,6 +98,24 @@ impl Isa for Avx2 {
             };
             _mm_storeu_si128(ptr as *mut __m128i, h);
         }
+    }
+
+    #[inline(always)]
+    unsafe fn store_half_pair<const BF16: bool, const NAN: bool>(
+        self,
+        low: F32x8,
+        high: F32x8,
+        ptr: *mut u16,
+    ) {
+        // SAFETY: the caller guarantees 16 writable values; the token proves AVX2 and F16C.
+        unsafe { _mm256_storeu_si256(ptr as *mut __m256i, half_pair_bits::<BF16, NAN>(low, high)) }
+    }
+
+    #[inline(always)]
+    unsafe fn stream_half_pair<const BF16: bool>(self, low: F32x8, high: F32x8, ptr: *mut u16) {
+        // SAFETY: the caller guarantees 16 writable values aligned to 32 bytes; the token
+        // proves AVX2 and F16C.
+        unsafe { _mm256_stream_si256(ptr as *mut __m256i, half_pair_bits::<BF16, true>(low, high)) }
     }
 
     type Extremes16 = [__m256i; 3];
@@ -636,6 +639,55 @@ impl FloatVec for F64x4 {
         unsafe {
             let p = acc.as_mut_ptr();
             _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), self.0));
+        }
+    }
+}
+
+/// The lanes of `v` rounded to bfloat16 (nearest even), each in the low 16 bits of its 32-bit
+/// lane; with `NAN`, a NaN keeps its top payload bits and is quieted.
+///
+/// # Safety
+/// AVX2 must be available (every `F32x8` comes from a token that proves it).
+#[inline(always)]
+unsafe fn bf16_rounded<const NAN: bool>(v: F32x8) -> __m256i {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let bits = _mm256_castps_si256(v.0);
+        // Round to nearest even on the 16 bits cut off: add 0x7FFF plus the lowest kept bit.
+        let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(1));
+        let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(
+            _mm256_add_epi32(bits, _mm256_set1_epi32(0x7FFF)),
+            lsb,
+        ));
+        if NAN {
+            let quiet = _mm256_or_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(0x40));
+            let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v.0, v.0));
+            _mm256_blendv_epi8(rounded, quiet, nan)
+        } else {
+            rounded
+        }
+    }
+}
+
+/// `low` and `high` rounded once to 16 half-precision values, `low`'s first (the bits of two
+/// [`Isa::store_half`] calls).
+///
+/// # Safety
+/// AVX2 and F16C must be available (every `F32x8` comes from a token that proves them).
+#[inline(always)]
+unsafe fn half_pair_bits<const BF16: bool, const NAN: bool>(low: F32x8, high: F32x8) -> __m256i {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if BF16 {
+            // One pack for both: each 128-bit half holds four of `low` then four of `high`;
+            // the quadword permute puts `low`'s eight first.
+            let packed = _mm256_packus_epi32(bf16_rounded::<NAN>(low), bf16_rounded::<NAN>(high));
+            _mm256_permute4x64_epi64::<0b11_01_10_00>(packed)
+        } else {
+            _mm256_set_m128i(
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(high.0),
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(low.0),
+            )
         }
     }
 }

@@ -115,30 +115,7 @@ impl Isa for Avx512 {
     unsafe fn store_half<const BF16: bool, const NAN: bool>(v: F32x16, ptr: *mut u16) {
         // SAFETY: the caller guarantees 16 writable values; `v` exists only through a token,
         // which proves AVX-512 F and BW.
-        unsafe {
-            let h = if BF16 {
-                // The AVX2 path's integer rounding (AVX512_BF16's vcvtneps2bf16 would flush
-                // subnormals to zero), kept in the top half of each lane: bits + 0x7FFF, plus
-                // one where the kept part is odd (ties to even).
-                let bits = _mm512_castps_si512(v.0);
-                let odd = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x1_0000));
-                let up = _mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF));
-                let rounded = _mm512_mask_add_epi32(up, odd, up, _mm512_set1_epi32(1));
-                // NaN: keep the top payload bits and set the quiet bit.
-                let top = if NAN {
-                    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v.0, v.0);
-                    _mm512_mask_or_epi32(rounded, nan, bits, _mm512_set1_epi32(0x40_0000))
-                } else {
-                    rounded
-                };
-                // The top halves, in order, into the low 256 bits (one word permute).
-                let packed = _mm512_permutexvar_epi16(word_index(0x4_0004, 0x3_0001), top);
-                _mm512_castsi512_si256(packed)
-            } else {
-                _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v.0)
-            };
-            _mm256_storeu_si256(ptr as *mut __m256i, h);
-        }
+        unsafe { _mm256_storeu_si256(ptr as *mut __m256i, half_bits::<BF16, NAN>(v)) }
     }
 
     #[inline(always)]
@@ -165,6 +142,30 @@ impl Isa for Avx512 {
             }
             Self::store_half::<BF16, NAN>(low, ptr);
             Self::store_half::<BF16, NAN>(high, ptr.add(16));
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn stream_half_pair<const BF16: bool>(self, low: F32x16, high: F32x16, ptr: *mut u16) {
+        // SAFETY: the caller guarantees 32 writable values aligned to 64 bytes; the token
+        // proves AVX-512 F, BW and DQ, and `vcvtne2ps2bf16` runs only where detection found
+        // AVX512_BF16 (on vectors without a subnormal lane, as in `store_half_pair`).
+        unsafe {
+            const SUBNORMAL: i32 = 0x20;
+            let bits = if BF16
+                && self.bf16_convert
+                && (_mm512_fpclass_ps_mask::<SUBNORMAL>(low.0)
+                    | _mm512_fpclass_ps_mask::<SUBNORMAL>(high.0))
+                    == 0
+            {
+                convert_pair_bf16(low.0, high.0)
+            } else {
+                _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(half_bits::<BF16, true>(low)),
+                    half_bits::<BF16, true>(high),
+                )
+            };
+            _mm512_stream_si512(ptr as *mut __m512i, bits);
         }
     }
 
@@ -259,6 +260,38 @@ unsafe fn spread_bf16(h: __m256i) -> __m512i {
         );
     }
     spread
+}
+
+/// `v` rounded once to 16 half-precision values (the bits of [`Isa::store_half`]).
+///
+/// # Safety
+/// AVX-512 F and BW must be available (every `F32x16` comes from a token that proves them).
+#[inline(always)]
+unsafe fn half_bits<const BF16: bool, const NAN: bool>(v: F32x16) -> __m256i {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if BF16 {
+            // The AVX2 path's integer rounding (AVX512_BF16's vcvtneps2bf16 would flush
+            // subnormals to zero), kept in the top half of each lane: bits + 0x7FFF, plus
+            // one where the kept part is odd (ties to even).
+            let bits = _mm512_castps_si512(v.0);
+            let odd = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x1_0000));
+            let up = _mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF));
+            let rounded = _mm512_mask_add_epi32(up, odd, up, _mm512_set1_epi32(1));
+            // NaN: keep the top payload bits and set the quiet bit.
+            let top = if NAN {
+                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v.0, v.0);
+                _mm512_mask_or_epi32(rounded, nan, bits, _mm512_set1_epi32(0x40_0000))
+            } else {
+                rounded
+            };
+            // The top halves, in order, into the low 256 bits (one word permute).
+            let packed = _mm512_permutexvar_epi16(word_index(0x4_0004, 0x3_0001), top);
+            _mm512_castsi512_si256(packed)
+        } else {
+            _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v.0)
+        }
+    }
 }
 
 /// `low` and `high` rounded to bfloat16 by `vcvtne2ps2bf16`, `low`'s values first: nearest

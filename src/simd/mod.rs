@@ -167,6 +167,22 @@ pub trait Isa: Copy + Send + Sync + Debug + 'static {
         }
     }
 
+    /// [`Isa::store_half_pair`] (NaN lanes allowed) by a non-temporal store: the same bits.
+    /// Paths without one store plainly.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `2 · F32::LANES` values and aligned to their size.
+    #[inline(always)]
+    unsafe fn stream_half_pair<const BF16: bool>(
+        self,
+        low: Self::F32,
+        high: Self::F32,
+        ptr: *mut u16,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.store_half_pair::<BF16, true>(low, high, ptr) }
+    }
+
     /// Running extremes of 16-bit patterns, [`Isa::BITS16_LANES`] lanes: the largest as a
     /// signed integer, the smallest and the largest as unsigned ones. Half-precision values
     /// are sign-magnitude, so a maximum scan can take these straight from the stored bits
