@@ -88,9 +88,7 @@ impl<E: Element> Kernel for RowsTask<E> {
                             self.terms,
                             cols,
                             &self.sc,
-                            // Half-precision outputs are plain stores either way
-                            // (`Element::stream`); their streamed rescale measured slower.
-                            self.stream && !scratch,
+                            self.stream,
                             hint_next,
                         );
                     }

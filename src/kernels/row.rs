@@ -1413,8 +1413,14 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool, const 
     debug_assert!(n.div_ceil(BLOCK) <= MAX_STORED_BLOCKS);
     // With `hint_next`, the share of the next row the statistics pass hints; the rescale
     // hints the rest. Streamed, the rescale's own traffic is the output's writes, so it
-    // takes three quarters of the reads as well (docs/performance.md, section 25).
-    let q1 = if STREAM { 1 } else { 2 };
+    // takes three quarters of the reads as well (docs/performance.md, section 25); not for
+    // half precision, whose statistics pass (an f32 term stored per 16-bit input) is the
+    // longer one (section 26).
+    let q1 = if STREAM && core::mem::size_of::<E>() > 2 {
+        1
+    } else {
+        2
+    };
     let mut block_max = [0f64; MAX_STORED_BLOCKS];
     let mut st = Stats::EMPTY;
     // SAFETY: src is valid for n elements; the slice ends before the first write.
