@@ -154,7 +154,7 @@ pub fn to_f32_on_path<E: Element<Real = f32>>(x: &[E]) -> Vec<f32> {
 /// (`StoreNoNan`, `StorePairNoNan`: for an `x` without NaN, through the stores that skip the
 /// NaN handling, as the cross-entropy's gradient rows with bounded entries do).
 pub fn from_f32_on_path<E: Element<Real = f32>>(x: &[f32], how: Conversion) -> Vec<E> {
-    let no_nan = matches!(how, Conversion::StoreNoNan | Conversion::StorePairNoNan);
+    let no_nan = how.assumes_no_nan();
     assert!(
         !(no_nan && x.iter().any(|v| v.is_nan())),
         "no-NaN stores with a NaN"

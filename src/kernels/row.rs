@@ -84,6 +84,20 @@ fn prefetch_lines<S: Isa, T>(isa: S, ptr: *const T, count: usize, far: bool) {
     }
 }
 
+/// Hints every cache line that holds part of the elements in `[start, end)` into the L1: for
+/// rows a few hundred bytes long, whose loads the hardware prefetcher leaves waiting on memory
+/// (docs/performance.md, section 27).
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) fn prefetch_span<S: Isa, T>(isa: S, start: *const T, end: *const T) {
+    let start = start as *const u8;
+    let end = end as usize;
+    let mut line = start.wrapping_sub(start as usize % CACHE_LINE);
+    while (line as usize) < end {
+        isa.prefetch(line);
+        line = line.wrapping_add(CACHE_LINE);
+    }
+}
+
 /// Where a pass over a block hints lines ahead of itself: the round over elements
 /// `[i, i + count)` hints the `count · quarters / 4` elements from `base + i · quarters / 4`
 /// (into the L2 when `far`), and, when `own` is not null, the `count` elements from `own + i`
@@ -897,10 +911,10 @@ pub(crate) fn segment_stats<S: Isa, E: Element>(
 ) -> Stats {
     // The hints' kind is a constant of each loop (a test per line cost the cached rows).
     match (sc.is_identity(), from_memory) {
-        (true, false) => segment_stats_impl::<S, E, false, false>(isa, x, sc),
-        (true, true) => segment_stats_impl::<S, E, false, true>(isa, x, sc),
-        (false, false) => segment_stats_impl::<S, E, true, false>(isa, x, sc),
-        (false, true) => segment_stats_impl::<S, E, true, true>(isa, x, sc),
+        (true, false) => segment_stats_impl::<S, E, false, false>(isa, x, sc, 0),
+        (true, true) => segment_stats_impl::<S, E, false, true>(isa, x, sc, 0),
+        (false, false) => segment_stats_impl::<S, E, true, false>(isa, x, sc, 0),
+        (false, true) => segment_stats_impl::<S, E, true, true>(isa, x, sc, 0),
     }
 }
 
@@ -909,6 +923,7 @@ fn segment_stats_impl<S: Isa, E: Element, const SCALED: bool, const FROM_MEMORY:
     isa: S,
     x: &[E],
     sc: &Scale<E::Real>,
+    next_quarters: usize,
 ) -> Stats {
     // A loop, not `fold` with a closure: closures lose the dispatched target features.
     let mut acc = Stats::EMPTY;
@@ -929,7 +944,12 @@ fn segment_stats_impl<S: Isa, E: Element, const SCALED: bool, const FROM_MEMORY:
                 m,
                 next,
                 sc,
-                Lookahead::in_row(x.as_ptr().add(start), FROM_MEMORY),
+                if next_quarters > 0 {
+                    Lookahead::next_row(x.as_ptr(), x.len(), 0, start, next_quarters)
+                        .and_own_row(x.as_ptr().add(start))
+                } else {
+                    Lookahead::in_row(x.as_ptr().add(start), FROM_MEMORY)
+                },
             )
         };
         acc = acc.merge(b, sc.tau);
@@ -937,6 +957,23 @@ fn segment_stats_impl<S: Isa, E: Element, const SCALED: bool, const FROM_MEMORY:
         start = end;
     }
     acc
+}
+
+/// The statistics of a row of at most [`SEGMENT`] elements from memory, hinting the first
+/// `quarters` of the next row into the L2 (and its own lines into the L1), for a pass after
+/// it that hints the rest.
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) fn row_stats_next<S: Isa, E: Element>(
+    isa: S,
+    x: &[E],
+    sc: &Scale<E::Real>,
+    quarters: usize,
+) -> Stats {
+    if sc.is_identity() {
+        segment_stats_impl::<S, E, false, true>(isa, x, sc, quarters)
+    } else {
+        segment_stats_impl::<S, E, true, true>(isa, x, sc, quarters)
+    }
 }
 
 /// The statistics of a whole row: its segments merged left to right.
@@ -1207,6 +1244,7 @@ pub(crate) unsafe fn write_regular<S: Isa, E: Element>(
     sc: &Scale<E::Real>,
     log: bool,
     stream: bool,
+    hint: Lookahead<E>,
 ) {
     // SAFETY: forwarded.
     unsafe {
@@ -1216,8 +1254,12 @@ pub(crate) unsafe fn write_regular<S: Isa, E: Element>(
         match (sc.is_identity(), log) {
             (true, false) => write_softmax::<S, E, false>(isa, src, dst, n, st, sc, stream),
             (false, false) => write_softmax::<S, E, true>(isa, src, dst, n, st, sc, stream),
-            (true, true) => write_log_softmax::<S, E, false>(isa, src, dst, n, st, sc, stream),
-            (false, true) => write_log_softmax::<S, E, true>(isa, src, dst, n, st, sc, stream),
+            (true, true) => {
+                write_log_softmax::<S, E, false>(isa, src, dst, n, st, sc, stream, hint)
+            }
+            (false, true) => {
+                write_log_softmax::<S, E, true>(isa, src, dst, n, st, sc, stream, hint)
+            }
         }
     }
 }
@@ -1275,6 +1317,7 @@ impl<V: FloatVec, T: VecMap<V>> VecMap<V> for ScaledBy<T, V> {
 }
 
 #[cfg_attr(not(xent_unoptimized), inline(always))]
+#[allow(clippy::too_many_arguments)]
 unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
     isa: S,
     src: *const E,
@@ -1283,6 +1326,7 @@ unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
     st: Stats,
     sc: &Scale<E::Real>,
     stream: bool,
+    hint: Lookahead<E>,
 ) {
     let f = LogSoftmaxMap::<S, E, SCALED>::new(isa, st, sc);
     // SAFETY: forwarded.
@@ -1295,7 +1339,7 @@ unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
             <E::Real as Real>::NEG_INFINITY,
             f,
             stream,
-            Lookahead::NONE,
+            hint,
         )
     }
 }

@@ -48,6 +48,21 @@ impl Avx512 {
             ..self
         }
     }
+
+    /// Whether a bf16 pair store takes `vcvtne2ps2bf16`: where the CPU has it, and only for
+    /// vectors without a subnormal lane. The instruction rounds to nearest even and quiets NaN
+    /// exactly as `store_half` does, but flushes subnormal inputs to zero.
+    #[inline(always)]
+    fn converts_bf16_pair(self, low: F32x16, high: F32x16) -> bool {
+        const SUBNORMAL: i32 = 0x20;
+        // SAFETY: the token proves AVX-512 DQ.
+        self.bf16_convert
+            && unsafe {
+                (_mm512_fpclass_ps_mask::<SUBNORMAL>(low.0)
+                    | _mm512_fpclass_ps_mask::<SUBNORMAL>(high.0))
+                    == 0
+            }
+    }
 }
 
 /// Runs a kernel with the AVX-512, AVX2, FMA and F16C code generation enabled.
@@ -128,17 +143,9 @@ impl Isa for Avx512 {
         // SAFETY: the caller guarantees 32 writable values; the token proves AVX-512 F, BW and
         // DQ, and `vcvtne2ps2bf16` runs only where detection found AVX512_BF16.
         unsafe {
-            if BF16 && self.bf16_convert {
-                // The instruction rounds to nearest even and quiets NaN exactly as
-                // `store_half` does, but flushes subnormal inputs to zero: vectors holding
-                // one take the integer rounding.
-                const SUBNORMAL: i32 = 0x20;
-                let subnormal = _mm512_fpclass_ps_mask::<SUBNORMAL>(low.0)
-                    | _mm512_fpclass_ps_mask::<SUBNORMAL>(high.0);
-                if subnormal == 0 {
-                    _mm512_storeu_si512(ptr as *mut __m512i, convert_pair_bf16(low.0, high.0));
-                    return;
-                }
+            if BF16 && self.converts_bf16_pair(low, high) {
+                _mm512_storeu_si512(ptr as *mut __m512i, convert_pair_bf16(low.0, high.0));
+                return;
             }
             Self::store_half::<BF16, NAN>(low, ptr);
             Self::store_half::<BF16, NAN>(high, ptr.add(16));
@@ -149,15 +156,9 @@ impl Isa for Avx512 {
     unsafe fn stream_half_pair<const BF16: bool>(self, low: F32x16, high: F32x16, ptr: *mut u16) {
         // SAFETY: the caller guarantees 32 writable values aligned to 64 bytes; the token
         // proves AVX-512 F, BW and DQ, and `vcvtne2ps2bf16` runs only where detection found
-        // AVX512_BF16 (on vectors without a subnormal lane, as in `store_half_pair`).
+        // AVX512_BF16 (`converts_bf16_pair`).
         unsafe {
-            const SUBNORMAL: i32 = 0x20;
-            let bits = if BF16
-                && self.bf16_convert
-                && (_mm512_fpclass_ps_mask::<SUBNORMAL>(low.0)
-                    | _mm512_fpclass_ps_mask::<SUBNORMAL>(high.0))
-                    == 0
-            {
+            let bits = if BF16 && self.converts_bf16_pair(low, high) {
                 convert_pair_bf16(low.0, high.0)
             } else {
                 _mm512_inserti64x4::<1>(
