@@ -133,6 +133,51 @@ fn special_values_every_path() {
     }
 }
 
+/// Short rows run in batches of LANES rows (transposed): full batches, a partial last one,
+/// special rows among ordinary ones, every length up to four vectors of the widest path.
+#[test]
+fn short_rows_in_full_batches() {
+    for cols in [
+        1usize, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 20, 24, 31, 32, 33, 47, 48, 63, 64,
+    ] {
+        for (seed, specials) in [(1u64, false), (2, true), (3, true)] {
+            check_all::<f32>(
+                37,
+                cols,
+                seed * 7 + cols as u64,
+                seed as u8,
+                10.0,
+                0.0,
+                specials,
+                1.0,
+                0,
+            );
+            check_all::<f64>(
+                19,
+                cols,
+                seed * 5 + cols as u64,
+                seed as u8,
+                10.0,
+                0.0,
+                specials,
+                0.7,
+                1,
+            );
+            check_all::<half::bf16>(
+                35,
+                cols,
+                seed * 3 + cols as u64,
+                0,
+                4.0,
+                0.0,
+                specials,
+                1.0,
+                0,
+            );
+        }
+    }
+}
+
 #[test]
 fn temperatures() {
     for tau in [0.5, 2.0, 0.1, 7.3, 1e-3, 1e3] {

@@ -1367,58 +1367,6 @@ macro_rules! rows_f64 {
     }};
 }
 
-/// Where the vectors of a small row lie: vector j covers columns off(j) .. off(j) + LANES.
-/// With n ≥ LANES the last one ends at n, overlapping its predecessor (its repeated columns
-/// are transposed and stored twice, with the same values); a shorter row is one partial
-/// vector padded with −inf.
-#[derive(Copy, Clone)]
-struct SmallShape {
-    lanes: usize,
-    k: usize,
-    last: usize,
-    full: bool,
-    n: usize,
-}
-
-impl SmallShape {
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    fn new(lanes: usize, n: usize) -> Self {
-        let full = n >= lanes;
-        SmallShape {
-            lanes,
-            k: n.div_ceil(lanes),
-            last: if full { n - lanes } else { 0 },
-            full,
-            n,
-        }
-    }
-
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    fn off(self, j: usize) -> usize {
-        if j + 1 == self.k {
-            self.last
-        } else {
-            j * self.lanes
-        }
-    }
-
-    /// Loads vector j of the row at `src`.
-    ///
-    /// # Safety
-    /// `src` valid for reading n elements, j < k.
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    unsafe fn load<S: Isa, E: Element>(self, isa: S, src: *const E, j: usize) -> VecOf<S, E> {
-        // SAFETY: off(j) + LANES ≤ n when `full`, else one vector of n elements.
-        unsafe {
-            if self.full {
-                E::load(isa, src.add(self.off(j)))
-            } else {
-                load_elems(isa, src, self.n, <E::Real as Real>::NEG_INFINITY)
-            }
-        }
-    }
-}
-
 /// Most rows one small batch holds (the widest vector's lane count).
 pub(crate) const BATCH_MAX: usize = 16;
 
@@ -1509,7 +1457,7 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     debug_assert!(n > 0 && n <= K * lanes);
     let real = <E::Real as Real>::from_f64;
     let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
-    let shape = SmallShape::new(lanes, n);
+    let shape = row::SmallShape::new(lanes, n);
     // Columns per tile: LANES, or n for a row shorter than one vector.
     let width = lanes.min(n);
     // Lanes past `count` compute on whatever valid rows the caller left there, and rows found
@@ -1521,55 +1469,13 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     // SAFETY (all accesses to `columns`): j < n ≤ K·LANES, so (j + 1)·LANES ≤ scratch.len().
     let column = |j: usize| unsafe { V::<S, E>::load(isa, columns.add(j * lanes)) };
 
-    // In: every tile of LANES rows × LANES columns, transposed (nothing written yet), and each
-    // row's maximum on the way. `max` skips a NaN in its first operand only: a row's NaN either
-    // reaches its maximum (the row is special below) or its sums (found there).
-    let mut max = splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY);
-    for b in 0..K {
-        if b < shape.k {
-            let mut tile = [zero; BATCH_MAX];
-            for (v, row) in tile.iter_mut().zip(batch) {
-                // SAFETY: b < k.
-                *v = unsafe { shape.load::<S, E>(isa, row.src, b) };
-            }
-            V::<S, E>::transpose(&mut tile[..lanes]);
-            let off = shape.off(b);
-            // A whole tile in a loop of constant length: with the length `width`, the stores
-            // became one call to `memcpy` from a copy of the tile on the stack (11 % of the time
-            // of 20-column batches on AVX2, with the registers saved around the call).
-            let put = |c: usize, v: V<S, E>| {
-                // SAFETY: off + c < n.
-                unsafe { v.store(columns.add((off + c) * lanes)) };
-            };
-            if width == lanes {
-                for (c, &v) in tile[..lanes].iter().enumerate() {
-                    put(c, v);
-                }
-                // The tile's maximum as a tree (depth log2 LANES, not a chain of LANES).
-                let mut w = lanes;
-                while w > 1 {
-                    w /= 2;
-                    for c in 0..w {
-                        tile[c] = tile[c].max(tile[c + w]);
-                    }
-                }
-                max = tile[0].max(max);
-            } else {
-                for (c, &v) in tile.iter().enumerate().take(width) {
-                    put(c, v);
-                    max = v.max(max);
-                }
-            }
-        }
+    // In: the batch transposed to columns (nothing written yet), and each row's maximum.
+    let mut srcs = [core::ptr::null::<E>(); BATCH_MAX];
+    for (s, row) in srcs.iter_mut().zip(batch) {
+        *s = row.src;
     }
-    // Columns up to a multiple of four hold −inf (never a maximum; their terms are masked).
-    let padded = n.next_multiple_of(4);
-    for j in n..padded {
-        // SAFETY: padded ≤ K·LANES (a multiple of four).
-        unsafe {
-            splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY).store(columns.add(j * lanes))
-        };
-    }
+    // SAFETY: every row is valid for n elements; `columns` holds K·LANES columns.
+    let max = unsafe { row::load_columns::<S, E>(isa, &srcs[..lanes], n, columns) };
     let mut m = [<E::Real as Real>::ZERO; BATCH_MAX];
     // SAFETY: BATCH_MAX ≥ LANES.
     unsafe { max.store(m.as_mut_ptr()) };

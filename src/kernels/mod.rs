@@ -48,96 +48,144 @@ impl<E: Element> Kernel for RowsTask<E> {
         let cols = self.cols;
         let scratch = row::terms_need_scratch::<E>();
         let store = cols <= row::store_limit::<E>() && !(scratch && self.terms.is_null());
-
-        let small = cols
-            <= row::SMALL_VECTORS * <crate::element::VecOf<S, E> as crate::simd::FloatVec>::LANES;
+        let lanes = <crate::element::VecOf<S, E> as crate::simd::FloatVec>::LANES;
+        let small = cols <= row::SMALL_VECTORS * lanes;
         // Short rows from memory: the row `SMALL_ROWS_AHEAD` on is hinted (8 to 32 measured
         // alike: 8-10 % for softmax at 1048576 × 20, 18 % for log-sum-exp).
         let hint_ahead = small && self.from_memory;
-        for r in 0..self.rows {
-            let src = self.src.wrapping_add(r * cols);
-            let dst = self.dst.wrapping_add(r * cols);
-            if hint_ahead && r + SMALL_ROWS_AHEAD < self.rows {
-                let next = src.wrapping_add(SMALL_ROWS_AHEAD * cols);
-                row::prefetch_span(isa, next, next.wrapping_add(cols));
-            }
-            // SAFETY: the driver guarantees `src` is valid for rows * cols elements, `dst` (for
-            // the softmax ops) likewise and equal to or disjoint from `src`, `lse` valid for
-            // `rows` outputs (log-sum-exp), and `terms`, when not null, valid for `cols`
-            // elements and disjoint from both (this task's own scratch row).
-            unsafe {
-                if small {
-                    let op = match self.op {
-                        RowOp::Softmax => row::SmallOp::Softmax,
-                        RowOp::LogSoftmax => row::SmallOp::LogSoftmax,
-                        RowOp::LogSumExp => row::SmallOp::LogSumExp,
-                    };
-                    let lse = self.lse.wrapping_add(r);
-                    if row::small_row(isa, op, src, dst, lse, cols, &self.sc) {
-                        continue;
-                    }
+        if small {
+            // LANES rows at a time, column-major (`row::small_rows_batch`); the rows it hands
+            // back take the general path.
+            let op = match self.op {
+                RowOp::Softmax => row::SmallOp::Softmax,
+                RowOp::LogSoftmax => row::SmallOp::LogSoftmax,
+                RowOp::LogSumExp => row::SmallOp::LogSumExp,
+            };
+            let mut columns = [<E::Real as Real>::ZERO; row::SMALL_BATCH_SCRATCH];
+            let mut r = 0;
+            while r < self.rows {
+                let count = lanes.min(self.rows - r);
+                if hint_ahead {
+                    self.hint_ahead(isa, r, count);
                 }
-                if self.op == RowOp::Softmax && store {
-                    // With a scratch row (half precision, or a streamed call) the terms go
-                    // there and the rescale writes the output once, streamed when the call
-                    // streams; otherwise into the output row, rescaled in place.
-                    let hint_next = self.from_memory;
-                    if self.terms.is_null() {
-                        let terms = dst as *mut E::Terms;
-                        row::softmax_row_stored(
-                            isa, src, dst, terms, cols, &self.sc, false, hint_next,
-                        );
-                    } else {
-                        row::softmax_row_stored(
-                            isa,
-                            src,
-                            dst,
-                            self.terms,
-                            cols,
-                            &self.sc,
-                            self.stream,
-                            hint_next,
-                        );
-                    }
-                    continue;
-                }
-                // Half-precision rows are bound by arithmetic, not memory: their statistics
-                // keep the L1 hints (the L2 ones measured slower for bf16 log-sum-exp).
-                let far = self.from_memory && core::mem::size_of::<E>() > 2;
-                let x = core::slice::from_raw_parts(src, cols);
-                // A streamed log-softmax shares the next row's hints between its two passes,
-                // half each, as softmax does: the write pass reads from cache and would leave
-                // the memory idle. Not for half precision on AVX2, bound by arithmetic there
-                // (measured up to 5 % slower; 10 % faster on AVX-512; section 27).
-                let lanes = <crate::element::VecOf<S, E> as crate::simd::FloatVec>::LANES;
-                let share_next = self.op == RowOp::LogSoftmax
-                    && self.stream
-                    && cols <= SEGMENT
-                    && (core::mem::size_of::<E>() > 2 || lanes >= 16);
-                let (st, hint) = if share_next {
-                    (
-                        row::row_stats_next(isa, x, &self.sc, 2),
-                        row::Lookahead::next_row(src, cols, cols / 2, 0, 2),
+                // SAFETY: rows r .. r + count lie inside the task's rows (see `row_at`), and
+                // `columns` is this call's own.
+                let special = unsafe {
+                    row::small_rows_batch(
+                        isa,
+                        op,
+                        self.src.wrapping_add(r * cols),
+                        self.dst.wrapping_add(r * cols),
+                        self.lse.wrapping_add(r),
+                        count,
+                        cols,
+                        &self.sc,
+                        columns.as_mut_ptr(),
                     )
-                } else {
-                    (row::row_stats(isa, x, &self.sc, far), row::Lookahead::NONE)
                 };
-                finish_row(
-                    isa,
-                    self.op,
-                    src,
-                    dst,
-                    self.lse.wrapping_add(r),
-                    cols,
-                    st,
-                    &self.sc,
-                    self.stream,
-                    hint,
-                );
+                for i in 0..count {
+                    if special >> i & 1 != 0 {
+                        // SAFETY: r + i < rows.
+                        unsafe { self.row_at(isa, r + i, store) };
+                    }
+                }
+                r += count;
+            }
+        } else {
+            for r in 0..self.rows {
+                if hint_ahead {
+                    self.hint_ahead(isa, r, 1);
+                }
+                // SAFETY: r < rows.
+                unsafe { self.row_at(isa, r, store) };
             }
         }
         if self.stream {
             isa.store_fence();
+        }
+    }
+}
+
+impl<E: Element> RowsTask<E> {
+    /// Hints the `count` rows `SMALL_ROWS_AHEAD` after row `r` (those inside the task).
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn hint_ahead<S: crate::simd::Isa>(&self, isa: S, r: usize, count: usize) {
+        if r + SMALL_ROWS_AHEAD < self.rows {
+            let first = self.src.wrapping_add((r + SMALL_ROWS_AHEAD) * self.cols);
+            let rows = count.min(self.rows - r - SMALL_ROWS_AHEAD);
+            row::prefetch_span(isa, first, first.wrapping_add(rows * self.cols));
+        }
+    }
+
+    /// Row `r` of the task by the general path (blocks; rows of any length).
+    ///
+    /// # Safety
+    /// `r < rows`.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    unsafe fn row_at<S: crate::simd::Isa>(&self, isa: S, r: usize, store: bool) {
+        let cols = self.cols;
+        let src = self.src.wrapping_add(r * cols);
+        let dst = self.dst.wrapping_add(r * cols);
+        // SAFETY: the driver guarantees `src` is valid for rows * cols elements, `dst` (for
+        // the softmax ops) likewise and equal to or disjoint from `src`, `lse` valid for
+        // `rows` outputs (log-sum-exp), and `terms`, when not null, valid for `cols`
+        // elements and disjoint from both (this task's own scratch row).
+        unsafe {
+            if self.op == RowOp::Softmax && store {
+                // With a scratch row (half precision, or a streamed call) the terms go
+                // there and the rescale writes the output once, streamed when the call
+                // streams; otherwise into the output row, rescaled in place.
+                let hint_next = self.from_memory;
+                if self.terms.is_null() {
+                    let terms = dst as *mut E::Terms;
+                    row::softmax_row_stored(isa, src, dst, terms, cols, &self.sc, false, hint_next);
+                } else {
+                    row::softmax_row_stored(
+                        isa,
+                        src,
+                        dst,
+                        self.terms,
+                        cols,
+                        &self.sc,
+                        self.stream,
+                        hint_next,
+                    );
+                }
+                return;
+            }
+            // Half-precision rows are bound by arithmetic, not memory: their statistics
+            // keep the L1 hints (the L2 ones measured slower for bf16 log-sum-exp).
+            let far = self.from_memory && core::mem::size_of::<E>() > 2;
+            let x = core::slice::from_raw_parts(src, cols);
+            // A streamed log-softmax shares the next row's hints between its two passes,
+            // half each, as softmax does: the write pass reads from cache and would leave
+            // the memory idle. Not for half precision on AVX2, bound by arithmetic there
+            // (measured up to 5 % slower; 10 % faster on AVX-512; section 27).
+            let lanes = <crate::element::VecOf<S, E> as crate::simd::FloatVec>::LANES;
+            let share_next = self.op == RowOp::LogSoftmax
+                && self.stream
+                && cols <= SEGMENT
+                && (core::mem::size_of::<E>() > 2 || lanes >= 16);
+            let (st, hint) = if share_next {
+                (
+                    row::row_stats_next(isa, x, &self.sc, 2),
+                    row::Lookahead::next_row(src, cols, cols / 2, 0, 2),
+                )
+            } else {
+                (row::row_stats(isa, x, &self.sc, far), row::Lookahead::NONE)
+            };
+            finish_row(
+                isa,
+                self.op,
+                src,
+                dst,
+                self.lse.wrapping_add(r),
+                cols,
+                st,
+                &self.sc,
+                self.stream,
+                hint,
+            );
         }
     }
 }

@@ -678,10 +678,11 @@ impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SC
     }
 }
 
-impl<S: Isa, E: Element, const SCALED: bool> ExpTerm<S, E, SCALED, true> {
+impl<S: Isa, E: Element, const SCALED: bool, const STORE: bool> ExpTerm<S, E, SCALED, STORE> {
     /// One maximum per lane (the lanes of a column-major batch are different rows): lane i
-    /// gets `m[i]` and `floor[i]`, a floor at or below `input_floor(m[i])` (what
-    /// [`QuickFloor`] or `input_floor` gives; any such floor yields the same terms).
+    /// gets `m[i]` and `floor[i]`. With `STORE`, a floor at or below `input_floor(m[i])` (what
+    /// [`QuickFloor`] or `input_floor` gives; any such floor yields the same terms); without,
+    /// `EXP_MIN_ARG`, as `new` sets it.
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn per_lane(
         isa: S,
@@ -1359,11 +1360,44 @@ struct LogSoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
 }
 
 impl<S: Isa, E: Element, const SCALED: bool> LogSoftmaxMap<S, E, SCALED> {
+    /// ln S as a sum of two values of the compute precision.
     #[cfg_attr(not(xent_unoptimized), inline(always))]
-    fn new(isa: S, st: Stats, sc: &Scale<E::Real>) -> Self {
+    fn ln_sum(st: Stats) -> (E::Real, E::Real) {
         let ln_s = st.sum.ln() + st.comp / st.sum;
         let ln_hi = <E::Real as Real>::from_f64(ln_s);
-        let ln_lo = <E::Real as Real>::from_f64(ln_s - ln_hi.to_f64());
+        (ln_hi, <E::Real as Real>::from_f64(ln_s - ln_hi.to_f64()))
+    }
+
+    /// One row per lane (a column-major batch): lane i from `stats[i]`.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn per_lane(isa: S, stats: &[Stats], sc: &Scale<E::Real>) -> Self {
+        let zero = <E::Real as Real>::ZERO;
+        let mut neg_m = [zero; SMALL_BATCH_MAX];
+        let mut ln_hi = [zero; SMALL_BATCH_MAX];
+        let mut ln_lo = [zero; SMALL_BATCH_MAX];
+        let mut m_scaled = [zero; SMALL_BATCH_MAX];
+        for (i, &st) in stats.iter().enumerate().take(SMALL_BATCH_MAX) {
+            neg_m[i] = <E::Real as Real>::from_f64(-st.max);
+            (ln_hi[i], ln_lo[i]) = Self::ln_sum(st);
+            m_scaled[i] = <E::Real as Real>::from_f64(st.max * sc.tau.inv);
+        }
+        // SAFETY: SMALL_BATCH_MAX ≥ LANES values each.
+        let load = |v: &[E::Real; SMALL_BATCH_MAX]| unsafe { VecOf::<S, E>::load(isa, v.as_ptr()) };
+        LogSoftmaxMap {
+            neg_m: load(&neg_m),
+            ln_hi: load(&ln_hi),
+            ln_lo: load(&ln_lo),
+            neg_inf: splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY),
+            neg_max: splat::<S, E>(isa, -<E::Real as Real>::MAX),
+            m_scaled: load(&m_scaled),
+            rescue_overflow: sc.tau.inv < 1.0,
+            sc: ScaleVecs::<S, E>::new(isa, sc),
+        }
+    }
+
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn new(isa: S, st: Stats, sc: &Scale<E::Real>) -> Self {
+        let (ln_hi, ln_lo) = Self::ln_sum(st);
         LogSoftmaxMap {
             neg_m: splat::<S, E>(isa, <E::Real as Real>::from_f64(-st.max)),
             ln_hi: splat::<S, E>(isa, ln_hi),
@@ -1570,10 +1604,10 @@ unsafe fn softmax_row_stored_impl<S: Isa, E: Element, const SCALED: bool, const 
     }
 }
 
-/// Rows of at most this many vectors are computed in registers ([`small_row`]).
+/// Rows of at most this many vectors run in batches of rows ([`small_rows_batch`]).
 pub(crate) const SMALL_VECTORS: usize = 4;
 
-/// What [`small_row`] computes.
+/// What [`small_rows_batch`] computes.
 #[derive(Copy, Clone, PartialEq, Eq)]
 pub(crate) enum SmallOp {
     Softmax,
@@ -1581,127 +1615,357 @@ pub(crate) enum SmallOp {
     LogSumExp,
 }
 
-/// A row of `n ≤ SMALL_VECTORS · LANES` elements (a classifier's classes, the seed's 20-token
-/// vocabulary) with the row held in registers: no blocks, no second read. Returns `false`,
-/// having written nothing, when the row needs the general path (a maximum that is not finite
-/// or is degenerate, or NaN).
+/// Most rows one short-row batch holds (the widest vector's lane count).
+pub(crate) const SMALL_BATCH_MAX: usize = 16;
+
+/// Compute-precision values a short-row batch keeps its columns in.
+pub(crate) const SMALL_BATCH_SCRATCH: usize = SMALL_VECTORS * SMALL_BATCH_MAX * SMALL_BATCH_MAX;
+
+/// Where the vectors of a small row lie: vector j covers columns off(j) .. off(j) + LANES.
+/// With n ≥ LANES the last one ends at n, overlapping its predecessor (its repeated columns
+/// are transposed and stored twice, with the same values); a shorter row is one partial
+/// vector padded with −inf.
+#[derive(Copy, Clone)]
+pub(crate) struct SmallShape {
+    lanes: usize,
+    /// Vectors per row.
+    pub k: usize,
+    last: usize,
+    full: bool,
+    n: usize,
+}
+
+impl SmallShape {
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn new(lanes: usize, n: usize) -> Self {
+        let full = n >= lanes;
+        SmallShape {
+            lanes,
+            k: n.div_ceil(lanes),
+            last: if full { n - lanes } else { 0 },
+            full,
+            n,
+        }
+    }
+
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn off(self, j: usize) -> usize {
+        if j + 1 == self.k {
+            self.last
+        } else {
+            j * self.lanes
+        }
+    }
+
+    /// Loads vector j of the row at `src`.
+    ///
+    /// # Safety
+    /// `src` valid for reading n elements, j < k.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) unsafe fn load<S: Isa, E: Element>(
+        self,
+        isa: S,
+        src: *const E,
+        j: usize,
+    ) -> VecOf<S, E> {
+        // SAFETY: off(j) + LANES ≤ n when `full`, else one vector of n elements.
+        unsafe {
+            if self.full {
+                E::load(isa, src.add(self.off(j)))
+            } else {
+                E::load_partial(isa, src, self.n, <E::Real as Real>::NEG_INFINITY)
+            }
+        }
+    }
+}
+
+/// Loads a batch of short rows (`rows[i]`, valid for reading `n` elements each; `rows.len()
+/// == LANES`) column-major into `columns`: each tile of LANES rows × LANES columns is
+/// transposed, column j stored at j·LANES, and the columns from n up to a multiple of four
+/// hold −inf (never a maximum; their exact-argument terms are zeros). Returns each row's
+/// maximum (one per lane), each tile's by a tree (depth log2 LANES, not a chain of LANES).
+/// `max` skips a NaN in its first operand only: a row's NaN either reaches its maximum or its
+/// sums, where the callers find it.
 ///
 /// # Safety
-/// `src` valid for reading `n` elements; for softmax / log-softmax `dst` valid for writing `n`
-/// elements (equal to or disjoint from `src`); for log-sum-exp `lse` valid for one write.
+/// As above; `0 < n ≤ SMALL_VECTORS · LANES`; `columns` valid for writing
+/// `SMALL_VECTORS · LANES · LANES` values.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-pub(crate) unsafe fn small_row<S: Isa, E: Element>(
+pub(crate) unsafe fn load_columns<S: Isa, E: Element>(
+    isa: S,
+    rows: &[*const E],
+    n: usize,
+    columns: *mut E::Real,
+) -> VecOf<S, E> {
+    type V<S, E> = VecOf<S, E>;
+    let lanes = V::<S, E>::LANES;
+    debug_assert!(rows.len() == lanes && lanes <= SMALL_BATCH_MAX);
+    let shape = SmallShape::new(lanes, n);
+    // Columns per tile: LANES, or n for a row shorter than one vector.
+    let width = lanes.min(n);
+    let ninf = splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY);
+    let mut max = ninf;
+    for b in 0..SMALL_VECTORS {
+        if b < shape.k {
+            let mut tile = [ninf; SMALL_BATCH_MAX];
+            for (v, &row) in tile.iter_mut().zip(rows) {
+                // SAFETY: b < k.
+                *v = unsafe { shape.load::<S, E>(isa, row, b) };
+            }
+            V::<S, E>::transpose(&mut tile[..lanes]);
+            let off = shape.off(b);
+            // A whole tile in a loop of constant length: with the length `width`, the stores
+            // became one call to `memcpy` from a copy of the tile on the stack (11 % of the time
+            // of 20-column batches on AVX2, with the registers saved around the call).
+            let put = |c: usize, v: V<S, E>| {
+                // SAFETY: off + c < n.
+                unsafe { v.store(columns.add((off + c) * lanes)) };
+            };
+            if width == lanes {
+                for (c, &v) in tile[..lanes].iter().enumerate() {
+                    put(c, v);
+                }
+                let mut w = lanes;
+                while w > 1 {
+                    w /= 2;
+                    for c in 0..w {
+                        tile[c] = tile[c].max(tile[c + w]);
+                    }
+                }
+                max = tile[0].max(max);
+            } else {
+                for (c, &v) in tile.iter().enumerate().take(width) {
+                    put(c, v);
+                    max = v.max(max);
+                }
+            }
+        }
+    }
+    for j in n..n.next_multiple_of(4) {
+        // SAFETY: n rounded up to four ≤ SMALL_VECTORS · LANES.
+        unsafe { ninf.store(columns.add(j * lanes)) };
+    }
+    max
+}
+
+/// Softmax, log-softmax or log-sum-exp (`op`) of `LANES` short rows at once (`n ≤
+/// SMALL_VECTORS · LANES`), **column-major** as `ce::small_batch`: each tile of LANES rows ×
+/// LANES columns is transposed on the way in, so that the maximum, the exponentials, the sums
+/// and the outputs are vector steps for the whole batch, with no reduction across lanes; the
+/// outputs are transposed back. Row i is the one `i · n` elements after `src` (and `dst`; its
+/// log-sum-exp at `lse + i`) for `i < count`; the other lanes compute on row 0 and are
+/// dropped. Each row's bits depend on that row alone (lanes never mix): the terms are those of
+/// the general path's blocks (`ExpTerm::per_lane` computes what `ExpTerm::new` does), the sum
+/// runs over the columns in order (in the compute precision over four columns, then in f64).
+///
+/// Returns the mask of rows (of the first `count`) left to the general path, nothing of
+/// theirs written: a maximum that is not finite or is degenerate, or NaN.
+///
+/// # Safety
+/// `src` valid for reading `count · n` elements; for softmax / log-softmax `dst` valid for
+/// writing them (equal to `src` or disjoint from it), for log-sum-exp `lse` valid for writing
+/// `count` values; `0 < count ≤ LANES`; `0 < n ≤ SMALL_VECTORS · LANES`; `columns` valid for
+/// writing [`SMALL_BATCH_SCRATCH`] values and disjoint from all of them.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+pub(crate) unsafe fn small_rows_batch<S: Isa, E: Element>(
     isa: S,
     op: SmallOp,
     src: *const E,
     dst: *mut E,
     lse: *mut E,
+    count: usize,
     n: usize,
     sc: &Scale<E::Real>,
-) -> bool {
+    columns: *mut E::Real,
+) -> u32 {
     // SAFETY: forwarded.
     unsafe {
         if sc.is_identity() {
-            small_row_impl::<S, E, false>(isa, op, src, dst, lse, n, sc)
+            small_rows_batch_impl::<S, E, false>(isa, op, src, dst, lse, count, n, sc, columns)
         } else {
-            small_row_impl::<S, E, true>(isa, op, src, dst, lse, n, sc)
+            small_rows_batch_impl::<S, E, true>(isa, op, src, dst, lse, count, n, sc, columns)
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-unsafe fn small_row_impl<S: Isa, E: Element, const SCALED: bool>(
+unsafe fn small_rows_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     isa: S,
     op: SmallOp,
     src: *const E,
     dst: *mut E,
     lse: *mut E,
+    count: usize,
     n: usize,
     sc: &Scale<E::Real>,
-) -> bool {
-    let lanes = VecOf::<S, E>::LANES;
-    debug_assert!(n <= SMALL_VECTORS * lanes && n > 0);
+    columns: *mut E::Real,
+) -> u32 {
+    type V<S, E> = VecOf<S, E>;
+    let lanes = V::<S, E>::LANES;
+    debug_assert!(lanes <= SMALL_BATCH_MAX && count > 0 && count <= lanes);
+    debug_assert!(n > 0 && n <= SMALL_VECTORS * lanes);
     let ninf = <E::Real as Real>::NEG_INFINITY;
-    let k = n.div_ceil(lanes);
-    let mut v = [splat::<S, E>(isa, ninf); SMALL_VECTORS];
-    for (j, vj) in v.iter_mut().enumerate().take(k) {
-        let len = lanes.min(n - j * lanes);
-        // SAFETY: j * lanes + len <= n.
-        *vj = unsafe {
-            if len == lanes {
-                E::load(isa, src.add(j * lanes))
-            } else {
-                E::load_partial(isa, src.add(j * lanes), len, ninf)
+    let all = (1u32 << count) - 1;
+    let mut srcs = [src; SMALL_BATCH_MAX];
+    for (i, s) in srcs.iter_mut().enumerate().take(count) {
+        *s = src.wrapping_add(i * n);
+    }
+    // SAFETY: rows i < count are valid for n elements (the others repeat row 0); `columns`
+    // as `load_columns` needs.
+    let max = unsafe { load_columns::<S, E>(isa, &srcs[..lanes], n, columns) };
+    let padded = n.next_multiple_of(4);
+    // SAFETY (all accesses to `columns`): j < padded ≤ SMALL_VECTORS · LANES.
+    let column = |j: usize| unsafe { V::<S, E>::load(isa, columns.add(j * lanes)) };
+    // Each lane's floor: one addition where the maximum is ordinary, the scalar checks
+    // otherwise (as in `ce::small_batch`).
+    let quick = QuickFloor::new(sc);
+    let neg_max = max.mul(splat::<S, E>(isa, <E::Real as Real>::from_f64(-1.0)));
+    let ordinary = splat::<S, E>(isa, quick.bound).ge(max.max(neg_max));
+    let mut floor = max.add(splat::<S, E>(isa, quick.step));
+    let mut special = 0u32;
+    let unusual = !V::<S, E>::mask_bits(ordinary) & all;
+    if unusual != 0 {
+        let mut m = [<E::Real as Real>::ZERO; SMALL_BATCH_MAX];
+        let mut floors = [<E::Real as Real>::ZERO; SMALL_BATCH_MAX];
+        // SAFETY: SMALL_BATCH_MAX ≥ LANES.
+        unsafe {
+            max.store(m.as_mut_ptr());
+            floor.store(floors.as_mut_ptr());
+        }
+        for r in 0..count {
+            if unusual >> r & 1 == 0 {
+                continue;
             }
-        };
+            let mr = m[r];
+            let finite = mr > ninf && mr < <E::Real as Real>::INFINITY;
+            if !finite || is_degenerate(mr, sc) {
+                special |= 1 << r;
+            } else {
+                floors[r] = input_floor(mr.to_f64(), sc);
+            }
+        }
+        if special == all {
+            return special;
+        }
+        // SAFETY: as above.
+        floor = unsafe { V::<S, E>::load(isa, floors.as_ptr()) };
     }
-    // `x.max(acc)` drops NaN; a NaN shows up in the sum below.
-    let mut acc = v[0];
-    for vj in &v[1..k] {
-        acc = vj.max(acc);
-    }
-    let m = acc.reduce_max();
-    if !(m > ninf && m < <E::Real as Real>::INFINITY) || is_degenerate(m, sc) {
-        return false;
-    }
-    let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
+    let mut sums = [0.0f64; SMALL_BATCH_MAX];
     if op == SmallOp::Softmax {
-        let term = ExpTerm::<S, E, SCALED, true>::new(isa, m, sc);
-        let mut sum = zero;
-        for vj in v.iter_mut().take(k) {
-            *vj = term.apply(*vj);
-            sum = sum.add(*vj);
+        // The terms from the exact argument, stored over their columns for the output.
+        let term = ExpTerm::<S, E, SCALED, true>::per_lane(isa, max, neg_max, floor, sc);
+        let mut j = 0;
+        while j < padded {
+            let e = term.apply_quad([column(j), column(j + 1), column(j + 2), column(j + 3)]);
+            for (q, eq) in e.iter().enumerate() {
+                // SAFETY: j + q < padded.
+                unsafe { eq.store(columns.add((j + q) * lanes)) };
+            }
+            e[0].add(e[1]).add(e[2].add(e[3])).add_lanes_f64(&mut sums);
+            j += 4;
         }
-        let total = sum.reduce_sum_f64() * unscale::<E>();
-        if total.is_nan() {
-            return false;
+    } else {
+        // Sums only, from the rounded argument with the fixed floor (as `ExpTerm::new` sets
+        // it for sums), over the row's own columns: the floor's term is not an exact zero.
+        let floor = splat::<S, E>(isa, <E::Real as Real>::EXP_MIN_ARG);
+        let term = ExpTerm::<S, E, SCALED, false>::per_lane(isa, max, neg_max, floor, sc);
+        let mut j = 0;
+        while j + 4 <= n {
+            let e = term.apply_quad([column(j), column(j + 1), column(j + 2), column(j + 3)]);
+            e[0].add(e[1]).add(e[2].add(e[3])).add_lanes_f64(&mut sums);
+            j += 4;
         }
-        let factor = splat::<S, E>(isa, <E::Real as Real>::from_f64(unscale::<E>() / total));
-        // SAFETY: forwarded.
-        unsafe { store_row_vectors(&v[..k], dst, n, MulBy(factor)) };
-        return true;
+        if j < n {
+            let mut rest = term.apply(column(j));
+            for c in j + 1..n {
+                rest = rest.add(term.apply(column(c)));
+            }
+            rest.add_lanes_f64(&mut sums);
+        }
     }
-    let term = ExpTerm::<S, E, SCALED, false>::new(isa, m, sc);
-    let mut sum = zero;
-    for vj in v.iter().take(k) {
-        sum = sum.add(term.apply(*vj));
+    let mut m = [<E::Real as Real>::ZERO; SMALL_BATCH_MAX];
+    // SAFETY: SMALL_BATCH_MAX ≥ LANES.
+    unsafe { max.store(m.as_mut_ptr()) };
+    let mut stats = [Stats::EMPTY; SMALL_BATCH_MAX];
+    for (r, st) in stats.iter_mut().enumerate().take(lanes) {
+        *st = Stats::new(m[r].to_f64(), sums[r] * unscale::<E>());
+        if st.sum.is_nan() {
+            special |= (1 << r) & all;
+        }
     }
-    let st = Stats::new(m.to_f64(), sum.reduce_sum_f64() * unscale::<E>());
-    if st.sum.is_nan() {
-        return false;
+    if special == all {
+        return special;
     }
+    let written = !special & all;
     if op == SmallOp::LogSumExp {
-        // SAFETY: forwarded.
-        unsafe { *lse = E::from_f64(st.logsumexp(sc.tau.inv)) };
-        return true;
+        for (r, st) in stats.iter().enumerate().take(count) {
+            if written >> r & 1 != 0 {
+                // SAFETY: r < count.
+                unsafe { *lse.add(r) = E::from_f64(st.logsumexp(sc.tau.inv)) };
+            }
+        }
+        return special;
     }
-    let f = LogSoftmaxMap::<S, E, SCALED>::new(isa, st, sc);
-    // SAFETY: forwarded.
-    unsafe { store_row_vectors(&v[..k], dst, n, f) };
-    true
+    if op == SmallOp::Softmax {
+        let mut factors = [<E::Real as Real>::ZERO; SMALL_BATCH_MAX];
+        for (f, st) in factors.iter_mut().zip(&stats).take(lanes) {
+            *f = <E::Real as Real>::from_f64(unscale::<E>() / st.sum);
+        }
+        // SAFETY: SMALL_BATCH_MAX ≥ LANES.
+        let factor = unsafe { V::<S, E>::load(isa, factors.as_ptr()) };
+        // SAFETY: forwarded.
+        unsafe { store_columns(isa, &MulBy(factor), columns, dst, written, count, n) };
+    } else {
+        let f = LogSoftmaxMap::<S, E, SCALED>::per_lane(isa, &stats[..lanes], sc);
+        // SAFETY: forwarded.
+        unsafe { store_columns(isa, &f, columns, dst, written, count, n) };
+    }
+    special
 }
 
-/// Writes `f(v[j])` for the register-held vectors of an `n`-element row (the last one partial).
+/// The outputs of a short-row batch: `f` of each column, transposed back to rows, stored for
+/// the rows in `written` (of the first `count`).
 ///
 /// # Safety
-/// `dst` valid for writing `n` elements, `v.len() == n.div_ceil(LANES)`.
+/// As [`small_rows_batch`]: `columns` holds the batch's `n` columns.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-unsafe fn store_row_vectors<S: Isa, E: Element>(
-    v: &[VecOf<S, E>],
+unsafe fn store_columns<S: Isa, E: Element>(
+    isa: S,
+    f: &impl VecMap<VecOf<S, E>>,
+    columns: *const E::Real,
     dst: *mut E,
+    written: u32,
+    count: usize,
     n: usize,
-    f: impl VecMap<VecOf<S, E>>,
 ) {
-    let lanes = VecOf::<S, E>::LANES;
-    for (j, vj) in v.iter().enumerate() {
-        let len = lanes.min(n - j * lanes);
-        let y = f.apply(*vj);
-        // SAFETY: j * lanes + len <= n.
-        unsafe {
-            if len == lanes {
-                E::store(y, dst.add(j * lanes));
-            } else {
-                E::store_partial(y, dst.add(j * lanes), len);
+    type V<S, E> = VecOf<S, E>;
+    let lanes = V::<S, E>::LANES;
+    let k = n.div_ceil(lanes);
+    let width = lanes.min(n);
+    for b in 0..SMALL_VECTORS {
+        if b < k {
+            // As on the way in: the last tile ends at n, a row shorter than a vector is one.
+            let o = if b + 1 == k { n - width } else { b * lanes };
+            let mut tile = [splat::<S, E>(isa, <E::Real as Real>::ZERO); SMALL_BATCH_MAX];
+            for (c, v) in tile.iter_mut().enumerate().take(width) {
+                // SAFETY: o + c < n.
+                *v = f.apply(unsafe { V::<S, E>::load(isa, columns.add((o + c) * lanes)) });
+            }
+            V::<S, E>::transpose(&mut tile[..lanes]);
+            for (i, v) in tile.iter().enumerate().take(count) {
+                if written >> i & 1 != 0 {
+                    // SAFETY: i < count, o + width ≤ n.
+                    unsafe {
+                        let out = dst.add(i * n + o);
+                        if width == lanes {
+                            E::store(*v, out);
+                        } else {
+                            E::store_partial(*v, out, width);
+                        }
+                    }
+                }
             }
         }
     }
