@@ -216,5 +216,9 @@ fn streaming_stores_match_regular_stores() {
         check::<f64>(300, 8000);
         check::<half::bf16>(1100, 8000);
         check::<half::f16>(1100, 8000);
+        // Short rows (column-major batches of rows, hinted ahead from memory).
+        check::<f32>(220_000, 20);
+        check::<f64>(170_000, 13);
+        check::<half::bf16>(450_000, 20);
     }
 }
