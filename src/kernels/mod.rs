@@ -50,9 +50,6 @@ impl<E: Element> Kernel for RowsTask<E> {
         let store = cols <= row::store_limit::<E>() && !(scratch && self.terms.is_null());
         let lanes = <crate::element::VecOf<S, E> as crate::simd::FloatVec>::LANES;
         let small = cols <= row::SMALL_VECTORS * lanes;
-        // Short rows from memory: the row `SMALL_ROWS_AHEAD` on is hinted (8 to 32 measured
-        // alike: 8-10 % for softmax at 1048576 × 20, 18 % for log-sum-exp).
-        let hint_ahead = small && self.from_memory;
         if small {
             // LANES rows at a time, column-major (`row::small_rows_batch`); the rows it hands
             // back take the general path.
@@ -65,7 +62,9 @@ impl<E: Element> Kernel for RowsTask<E> {
             let mut r = 0;
             while r < self.rows {
                 let count = lanes.min(self.rows - r);
-                if hint_ahead {
+                // From memory, the rows `SMALL_ROWS_AHEAD` on are hinted (8 to 32 measured
+                // alike: 8-10 % for softmax at 1048576 × 20, 18 % for log-sum-exp).
+                if self.from_memory {
                     self.hint_ahead(isa, r, count);
                 }
                 // SAFETY: rows r .. r + count lie inside the task's rows (see `row_at`), and
@@ -93,9 +92,6 @@ impl<E: Element> Kernel for RowsTask<E> {
             }
         } else {
             for r in 0..self.rows {
-                if hint_ahead {
-                    self.hint_ahead(isa, r, 1);
-                }
                 // SAFETY: r < rows.
                 unsafe { self.row_at(isa, r, store) };
             }
