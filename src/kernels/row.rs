@@ -1414,17 +1414,20 @@ impl<S: Isa, E: Element, const SCALED: bool> LogSoftmaxMap<S, E, SCALED> {
 impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxMap<S, E, SCALED> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, x: VecOf<S, E>) -> VecOf<S, E> {
-        let (hi, lo) = scaled_diff_exact::<S, E, SCALED>(x, self.neg_m, self.sc);
-        // lo is NaN where hi is -inf (x = -inf, or x − M overflowed), and where TwoSum's own
-        // intermediates overflow (x and M near ∓MAX): drop it there.
-        let lo = lo.and_mask(VecOf::<S, E>::mask_and(self.neg_inf.lt(hi), lo.eq(lo)));
-        let hi = if SCALED && self.rescue_overflow {
-            let overflowed = VecOf::<S, E>::mask_and(hi.lt(self.neg_max), self.neg_inf.lt(x));
-            VecOf::<S, E>::select(overflowed, x.mul(self.sc.inv).sub(self.m_scaled), hi)
+        // The output (x − M)/τ − ln S adds two terms of the same sign (x ≤ M, S ≥ 1): no
+        // cancellation, so each rounding below costs at most half an ULP of the output, and the
+        // exact difference (TwoSum) that the exponentials need would buy nothing here.
+        // With a temperature: the difference, 1/τ and the product each round once (the
+        // second part of 1/τ would turn an infinite difference into NaN where it is 0).
+        let d = x.add(self.neg_m);
+        let d = if SCALED { d.mul(self.sc.inv) } else { d };
+        let d = if SCALED && self.rescue_overflow {
+            let overflowed = VecOf::<S, E>::mask_and(d.lt(self.neg_max), self.neg_inf.lt(x));
+            VecOf::<S, E>::select(overflowed, x.mul(self.sc.inv).sub(self.m_scaled), d)
         } else {
-            hi
+            d
         };
-        hi.sub(self.ln_hi).add(lo.sub(self.ln_lo))
+        d.sub(self.ln_hi).sub(self.ln_lo)
     }
 }
 
