@@ -147,6 +147,28 @@ pub trait Element:
     #[doc(hidden)]
     unsafe fn store_partial<S: Isa>(v: VecOf<S, Self>, ptr: *mut Self, n: usize);
 
+    /// Loads four elements into lanes 0..4 (the other lanes unspecified; `FloatVec::load_quad`).
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading four elements; `LANES ≥ 4`.
+    #[doc(hidden)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    unsafe fn load_quad<S: Isa>(isa: S, ptr: *const Self) -> VecOf<S, Self> {
+        // SAFETY: forwarded.
+        unsafe { Self::load_partial(isa, ptr, 4, <Self::Real as Real>::ZERO) }
+    }
+
+    /// Stores lanes 0..4.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing four elements; `LANES ≥ 4`.
+    #[doc(hidden)]
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    unsafe fn store_quad<S: Isa>(v: VecOf<S, Self>, ptr: *mut Self) {
+        // SAFETY: forwarded.
+        unsafe { Self::store_partial(v, ptr, 4) }
+    }
+
     // The kernel tasks of this element type, one method per task kind, implemented for each type
     // by `kernel_instances!`. The public functions are generic, but they reach the kernels only
     // through these non-generic methods, so every kernel is compiled once, in this crate, at
@@ -254,6 +276,16 @@ macro_rules! native_element {
             unsafe fn store_partial<S: Isa>(v: S::$vec, ptr: *mut Self, n: usize) {
                 // SAFETY: forwarded from the caller.
                 unsafe { v.store_partial(ptr, n) }
+            }
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
+            unsafe fn load_quad<S: Isa>(isa: S, ptr: *const Self) -> S::$vec {
+                // SAFETY: forwarded from the caller.
+                unsafe { <S::$vec as FloatVec>::load_quad(isa, ptr) }
+            }
+            #[cfg_attr(not(xent_unoptimized), inline(always))]
+            unsafe fn store_quad<S: Isa>(v: S::$vec, ptr: *mut Self) {
+                // SAFETY: forwarded from the caller.
+                unsafe { v.store_quad(ptr) }
             }
         }
     };

@@ -1393,8 +1393,9 @@ pub(crate) struct SmallRow<E> {
 
 /// Rows of at most `row::SMALL_VECTORS` vectors (a classifier's classes, the seed's 20-token
 /// vocabulary), `LANES` rows at a time, **column-major**: the batch is transposed on the way in
-/// (`FloatVec::transpose`, one `LANES × LANES` tile per vector of the rows) so that vector j
-/// holds column j of every row, one row per lane. Every per-row step (maximum, NaN screen,
+/// (`FloatVec::transpose`, one `LANES × LANES` tile per vector of the rows, or a tile of four
+/// columns at the end: `row::SmallShape`) so that vector j holds column j of every row, one
+/// row per lane. Every per-row step (maximum, NaN screen,
 /// first maximal column, target term, the sums, the gradient's coefficients) is then one
 /// vector operation for the whole batch, and each entry costs one exponential that serves the
 /// loss and the gradient (kept in `scratch`, in L1). The gradient is transposed back and
@@ -1456,18 +1457,12 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
     debug_assert!(lanes <= BATCH_MAX && count > 0 && count <= lanes && rows.len() >= lanes);
     debug_assert!(n > 0 && n <= K * lanes);
     let real = <E::Real as Real>::from_f64;
-    let zero = splat::<S, E>(isa, <E::Real as Real>::ZERO);
-    let shape = row::SmallShape::new(lanes, n);
-    // Columns per tile: LANES, or n for a row shorter than one vector.
-    let width = lanes.min(n);
     // Lanes past `count` compute on whatever valid rows the caller left there, and rows found
     // special run on through the vector code too, so every lane runs the same code: their
     // results are dropped and nothing of theirs is written.
     let batch = &rows[..lanes];
     // Column j of the batch (later its exponentials) at j·LANES.
     let columns = scratch[..K * lanes * lanes].as_mut_ptr();
-    // SAFETY (all accesses to `columns`): j < n ≤ K·LANES, so (j + 1)·LANES ≤ scratch.len().
-    let column = |j: usize| unsafe { V::<S, E>::load(isa, columns.add(j * lanes)) };
 
     // In: the batch transposed to columns (nothing written yet), and each row's maximum.
     let mut srcs = [core::ptr::null::<E>(); BATCH_MAX];
@@ -1735,28 +1730,19 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
             V::<S, E>::load(isa, neg_beta.as_ptr()),
         )
     };
-    let weights = if p.eps > 0.0 { p.weights } else { None };
-    // Out: tile by tile, transposed back to rows.
-    for b in 0..K {
-        if b < shape.k {
-            let off = shape.off(b);
-            let mut tile = [zero; BATCH_MAX];
-            for (c, v) in tile.iter_mut().enumerate().take(width) {
-                let neg_b = match weights {
-                    None => neg_beta,
-                    Some(w) => neg_beta.mul(splat::<S, E>(isa, w[off + c])),
-                };
-                *v = column(off + c).mul_add(alpha, neg_b);
-            }
-            V::<S, E>::transpose(&mut tile[..lanes]);
-            for (r, (v, row)) in tile.iter().zip(batch).enumerate().take(count) {
-                if written >> r & 1 != 0 {
-                    // SAFETY: off + width ≤ n.
-                    unsafe { store_elems::<S, E>(*v, row.dst.add(off), width) };
-                }
-            }
-        }
+    let gradient = GradColumns::<S, E> {
+        isa,
+        alpha,
+        neg_beta,
+        weights: if p.eps > 0.0 { p.weights } else { None },
+    };
+    let mut dsts = [core::ptr::null_mut::<E>(); BATCH_MAX];
+    for (d, row) in dsts.iter_mut().zip(batch) {
+        *d = row.dst;
     }
+    // SAFETY: `columns` holds the n columns' exponentials; every written row's dst is valid
+    // for n elements.
+    unsafe { row::store_columns(isa, &gradient, columns, &dsts[..lanes], written, count, n) };
     for (r, row) in batch.iter().enumerate().take(count) {
         if written >> r & 1 != 0 {
             // SAFETY: t < n.
@@ -1764,6 +1750,26 @@ unsafe fn small_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         }
     }
     special
+}
+
+/// A small batch's gradient entries from its columns of exponentials: e_j · α + w_j · (−β)
+/// (the targets' entries are written apart).
+struct GradColumns<'a, S: Isa, E: Element> {
+    isa: S,
+    alpha: VecOf<S, E>,
+    neg_beta: VecOf<S, E>,
+    weights: Option<&'a [E::Real]>,
+}
+
+impl<S: Isa, E: Element> row::ColumnMap<VecOf<S, E>> for GradColumns<'_, S, E> {
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn column(&self, j: usize, e: VecOf<S, E>) -> VecOf<S, E> {
+        let neg_b = match self.weights {
+            None => self.neg_beta,
+            Some(w) => self.neg_beta.mul(splat::<S, E>(self.isa, w[j])),
+        };
+        e.mul_add(self.alpha, neg_b)
+    }
 }
 
 /// What one pass over a small batch's columns gathers, per row (lane).

@@ -1346,7 +1346,7 @@ unsafe fn write_log_softmax<S: Isa, E: Element, const SCALED: bool>(
 }
 
 struct LogSoftmaxMap<S: Isa, E: Element, const SCALED: bool> {
-    neg_m: VecOf<S, E>,
+    m: VecOf<S, E>,
     ln_hi: VecOf<S, E>,
     ln_lo: VecOf<S, E>,
     neg_inf: VecOf<S, E>,
@@ -1372,19 +1372,19 @@ impl<S: Isa, E: Element, const SCALED: bool> LogSoftmaxMap<S, E, SCALED> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn per_lane(isa: S, stats: &[Stats], sc: &Scale<E::Real>) -> Self {
         let zero = <E::Real as Real>::ZERO;
-        let mut neg_m = [zero; SMALL_BATCH_MAX];
+        let mut m = [zero; SMALL_BATCH_MAX];
         let mut ln_hi = [zero; SMALL_BATCH_MAX];
         let mut ln_lo = [zero; SMALL_BATCH_MAX];
         let mut m_scaled = [zero; SMALL_BATCH_MAX];
         for (i, &st) in stats.iter().enumerate().take(SMALL_BATCH_MAX) {
-            neg_m[i] = <E::Real as Real>::from_f64(-st.max);
+            m[i] = <E::Real as Real>::from_f64(st.max);
             (ln_hi[i], ln_lo[i]) = Self::ln_sum(st);
             m_scaled[i] = <E::Real as Real>::from_f64(st.max * sc.tau.inv);
         }
         // SAFETY: SMALL_BATCH_MAX ≥ LANES values each.
         let load = |v: &[E::Real; SMALL_BATCH_MAX]| unsafe { VecOf::<S, E>::load(isa, v.as_ptr()) };
         LogSoftmaxMap {
-            neg_m: load(&neg_m),
+            m: load(&m),
             ln_hi: load(&ln_hi),
             ln_lo: load(&ln_lo),
             neg_inf: splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY),
@@ -1399,7 +1399,7 @@ impl<S: Isa, E: Element, const SCALED: bool> LogSoftmaxMap<S, E, SCALED> {
     fn new(isa: S, st: Stats, sc: &Scale<E::Real>) -> Self {
         let (ln_hi, ln_lo) = Self::ln_sum(st);
         LogSoftmaxMap {
-            neg_m: splat::<S, E>(isa, <E::Real as Real>::from_f64(-st.max)),
+            m: splat::<S, E>(isa, <E::Real as Real>::from_f64(st.max)),
             ln_hi: splat::<S, E>(isa, ln_hi),
             ln_lo: splat::<S, E>(isa, ln_lo),
             neg_inf: splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY),
@@ -1419,8 +1419,7 @@ impl<S: Isa, E: Element, const SCALED: bool> VecMap<VecOf<S, E>> for LogSoftmaxM
         // exact difference (TwoSum) that the exponentials need would buy nothing here.
         // With a temperature: the difference, 1/τ and the product each round once (the
         // second part of 1/τ would turn an infinite difference into NaN where it is 0).
-        let d = x.add(self.neg_m);
-        let d = if SCALED { d.mul(self.sc.inv) } else { d };
+        let d = scaled_diff::<S, E, SCALED>(x, self.m, self.sc.inv);
         let d = if SCALED && self.rescue_overflow {
             let overflowed = VecOf::<S, E>::mask_and(d.lt(self.neg_max), self.neg_inf.lt(x));
             VecOf::<S, E>::select(overflowed, x.mul(self.sc.inv).sub(self.m_scaled), d)
@@ -1624,29 +1623,45 @@ pub(crate) const SMALL_BATCH_MAX: usize = 16;
 /// Compute-precision values a short-row batch keeps its columns in.
 pub(crate) const SMALL_BATCH_SCRATCH: usize = SMALL_VECTORS * SMALL_BATCH_MAX * SMALL_BATCH_MAX;
 
-/// Where the vectors of a small row lie: vector j covers columns off(j) .. off(j) + LANES.
-/// With n ≥ LANES the last one ends at n, overlapping its predecessor (its repeated columns
-/// are transposed and stored twice, with the same values); a shorter row is one partial
-/// vector padded with −inf.
+/// Where the tiles of a small row lie: tile j covers columns off(j) .. off(j) + width(j).
+/// With n ≥ LANES the last one ends at n: a whole vector overlapping its predecessor (its
+/// repeated columns are transposed and stored twice, with the same values), or, where the
+/// columns past the last whole vector are at most four and the vector type transposes quads
+/// cheaply (`FloatVec::QUAD_TILES`), a tile of four columns; a row shorter than a vector is one
+/// partial vector padded with −inf.
 #[derive(Copy, Clone)]
 pub(crate) struct SmallShape {
     lanes: usize,
-    /// Vectors per row.
+    /// Tiles per row.
     pub k: usize,
     last: usize,
     full: bool,
+    /// The last tile is four columns.
+    quad: bool,
     n: usize,
 }
 
 impl SmallShape {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn new(lanes: usize, n: usize) -> Self {
+    pub(crate) fn new<S: Isa, E: Element>(n: usize) -> Self {
+        let lanes = VecOf::<S, E>::LANES;
         let full = n >= lanes;
+        let rest = n % lanes;
+        // Half-precision partial loads go through a buffer: quads only for native elements.
+        let quad = full
+            && (1..=4).contains(&rest)
+            && VecOf::<S, E>::QUAD_TILES
+            && core::mem::size_of::<E>() == core::mem::size_of::<E::Real>();
         SmallShape {
             lanes,
             k: n.div_ceil(lanes),
-            last: if full { n - lanes } else { 0 },
+            last: match (quad, full) {
+                (true, _) => n - 4,
+                (false, true) => n - lanes,
+                (false, false) => 0,
+            },
             full,
+            quad,
             n,
         }
     }
@@ -1660,7 +1675,19 @@ impl SmallShape {
         }
     }
 
-    /// Loads vector j of the row at `src`.
+    /// Whether tile j is a quad (four columns).
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn is_quad(self, j: usize) -> bool {
+        self.quad && j + 1 == self.k
+    }
+
+    /// Columns in a tile that is not a quad: LANES, or n for a row shorter than one vector.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn width(self) -> usize {
+        self.lanes.min(self.n)
+    }
+
+    /// Loads tile j of the row at `src`: a vector, or for a quad four values in lanes 0..4.
     ///
     /// # Safety
     /// `src` valid for reading n elements, j < k.
@@ -1671,20 +1698,24 @@ impl SmallShape {
         src: *const E,
         j: usize,
     ) -> VecOf<S, E> {
-        // SAFETY: off(j) + LANES ≤ n when `full`, else one vector of n elements.
+        let ninf = <E::Real as Real>::NEG_INFINITY;
+        // SAFETY: off(j) + LANES ≤ n when `full`, off(j) + 4 = n for a quad, else one vector
+        // of n elements.
         unsafe {
-            if self.full {
+            if self.is_quad(j) {
+                E::load_quad(isa, src.add(self.last))
+            } else if self.full {
                 E::load(isa, src.add(self.off(j)))
             } else {
-                E::load_partial(isa, src, self.n, <E::Real as Real>::NEG_INFINITY)
+                E::load_partial(isa, src, self.n, ninf)
             }
         }
     }
 }
 
 /// Loads a batch of short rows (`rows[i]`, valid for reading `n` elements each; `rows.len()
-/// == LANES`) column-major into `columns`: each tile of LANES rows × LANES columns is
-/// transposed, column j stored at j·LANES, and the columns from n up to a multiple of four
+/// == LANES`) column-major into `columns`: each tile of LANES rows × LANES columns (or four,
+/// see `SmallShape`) is transposed, column j stored at j·LANES, and the columns from n up to a multiple of four
 /// hold −inf (never a maximum; their exact-argument terms are zeros). Returns each row's
 /// maximum (one per lane), each tile's by a tree (depth log2 LANES, not a chain of LANES).
 /// `max` skips a NaN in its first operand only: a row's NaN either reaches its maximum or its
@@ -1703,9 +1734,8 @@ pub(crate) unsafe fn load_columns<S: Isa, E: Element>(
     type V<S, E> = VecOf<S, E>;
     let lanes = V::<S, E>::LANES;
     debug_assert!(rows.len() == lanes && lanes <= SMALL_BATCH_MAX);
-    let shape = SmallShape::new(lanes, n);
-    // Columns per tile: LANES, or n for a row shorter than one vector.
-    let width = lanes.min(n);
+    let shape = SmallShape::new::<S, E>(n);
+    let width = shape.width();
     let ninf = splat::<S, E>(isa, <E::Real as Real>::NEG_INFINITY);
     let mut max = ninf;
     for b in 0..SMALL_VECTORS {
@@ -1715,7 +1745,6 @@ pub(crate) unsafe fn load_columns<S: Isa, E: Element>(
                 // SAFETY: b < k.
                 *v = unsafe { shape.load::<S, E>(isa, row, b) };
             }
-            V::<S, E>::transpose(&mut tile[..lanes]);
             let off = shape.off(b);
             // A whole tile in a loop of constant length: with the length `width`, the stores
             // became one call to `memcpy` from a copy of the tile on the stack (11 % of the time
@@ -1724,7 +1753,14 @@ pub(crate) unsafe fn load_columns<S: Isa, E: Element>(
                 // SAFETY: off + c < n.
                 unsafe { v.store(columns.add((off + c) * lanes)) };
             };
-            if width == lanes {
+            if shape.is_quad(b) {
+                let quad = V::<S, E>::transpose_quads(&tile[..lanes]);
+                for (c, &v) in quad.iter().enumerate() {
+                    put(c, v);
+                }
+                max = quad[0].max(quad[1]).max(quad[2].max(quad[3])).max(max);
+            } else if width == lanes {
+                V::<S, E>::transpose(&mut tile[..lanes]);
                 for (c, &v) in tile[..lanes].iter().enumerate() {
                     put(c, v);
                 }
@@ -1737,6 +1773,7 @@ pub(crate) unsafe fn load_columns<S: Isa, E: Element>(
                 }
                 max = tile[0].max(max);
             } else {
+                V::<S, E>::transpose(&mut tile[..lanes]);
                 for (c, &v) in tile.iter().enumerate().take(width) {
                     put(c, v);
                     max = v.max(max);
@@ -1911,6 +1948,7 @@ unsafe fn small_rows_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         }
         return special;
     }
+    let dsts = &Consecutive { dst, n };
     if op == SmallOp::Softmax {
         let mut factors = [<E::Real as Real>::ZERO; SMALL_BATCH_MAX];
         for (f, st) in factors.iter_mut().zip(&stats).take(lanes) {
@@ -1919,50 +1957,117 @@ unsafe fn small_rows_batch_impl<S: Isa, E: Element, const SCALED: bool>(
         // SAFETY: SMALL_BATCH_MAX ≥ LANES.
         let factor = unsafe { V::<S, E>::load(isa, factors.as_ptr()) };
         // SAFETY: forwarded.
-        unsafe { store_columns(isa, &MulBy(factor), columns, dst, written, count, n) };
+        unsafe {
+            store_columns(
+                isa,
+                &EveryColumn(&MulBy(factor)),
+                columns,
+                dsts,
+                written,
+                count,
+                n,
+            )
+        };
     } else {
         let f = LogSoftmaxMap::<S, E, SCALED>::per_lane(isa, &stats[..lanes], sc);
         // SAFETY: forwarded.
-        unsafe { store_columns(isa, &f, columns, dst, written, count, n) };
+        unsafe { store_columns(isa, &EveryColumn(&f), columns, dsts, written, count, n) };
     }
     special
 }
 
-/// The outputs of a short-row batch: `f` of each column, transposed back to rows, stored for
-/// the rows in `written` (of the first `count`).
+/// A map of a short-row batch's columns to its outputs: column j's vector (one row per lane)
+/// to the outputs of that column.
+pub(crate) trait ColumnMap<V> {
+    fn column(&self, j: usize, v: V) -> V;
+}
+
+/// The same map for every column.
+pub(crate) struct EveryColumn<'a, F>(pub &'a F);
+
+impl<V, F: VecMap<V>> ColumnMap<V> for EveryColumn<'_, F> {
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn column(&self, _: usize, v: V) -> V {
+        self.0.apply(v)
+    }
+}
+
+/// Where the rows of a short-row batch's outputs start.
+pub(crate) trait RowStarts<E> {
+    fn start(&self, i: usize) -> *mut E;
+}
+
+/// Rows of `n` elements one after another from `dst`.
+pub(crate) struct Consecutive<E> {
+    pub dst: *mut E,
+    pub n: usize,
+}
+
+impl<E> RowStarts<E> for Consecutive<E> {
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn start(&self, i: usize) -> *mut E {
+        self.dst.wrapping_add(i * self.n)
+    }
+}
+
+/// Each row at its own place.
+impl<E> RowStarts<E> for [*mut E] {
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn start(&self, i: usize) -> *mut E {
+        self[i]
+    }
+}
+
+/// The outputs of a short-row batch: `f` of each column, transposed back to rows tile by
+/// tile (as `load_columns` reads them), stored at `dsts.start(i)` for the rows i in `written`
+/// (of the first `count`).
 ///
 /// # Safety
-/// As [`small_rows_batch`]: `columns` holds the batch's `n` columns.
+/// `columns` holds the batch's `n` columns; `dsts.start(i)` valid for writing `n` elements for
+/// every row i in `written`.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-unsafe fn store_columns<S: Isa, E: Element>(
+pub(crate) unsafe fn store_columns<S: Isa, E: Element>(
     isa: S,
-    f: &impl VecMap<VecOf<S, E>>,
+    f: &impl ColumnMap<VecOf<S, E>>,
     columns: *const E::Real,
-    dst: *mut E,
+    dsts: &(impl RowStarts<E> + ?Sized),
     written: u32,
     count: usize,
     n: usize,
 ) {
     type V<S, E> = VecOf<S, E>;
     let lanes = V::<S, E>::LANES;
-    let k = n.div_ceil(lanes);
-    let width = lanes.min(n);
+    let shape = SmallShape::new::<S, E>(n);
+    let width = shape.width();
+    // SAFETY (all accesses to `columns`): j < n.
+    let column = |j: usize| f.column(j, unsafe { V::<S, E>::load(isa, columns.add(j * lanes)) });
     for b in 0..SMALL_VECTORS {
-        if b < k {
-            // As on the way in: the last tile ends at n, a row shorter than a vector is one.
-            let o = if b + 1 == k { n - width } else { b * lanes };
+        if b < shape.k {
+            let off = shape.off(b);
             let mut tile = [splat::<S, E>(isa, <E::Real as Real>::ZERO); SMALL_BATCH_MAX];
-            for (c, v) in tile.iter_mut().enumerate().take(width) {
-                // SAFETY: o + c < n.
-                *v = f.apply(unsafe { V::<S, E>::load(isa, columns.add((o + c) * lanes)) });
+            if shape.is_quad(b) {
+                let quad = [
+                    column(off),
+                    column(off + 1),
+                    column(off + 2),
+                    column(off + 3),
+                ];
+                V::<S, E>::untranspose_quads(quad, &mut tile[..lanes]);
+            } else {
+                for (c, v) in tile.iter_mut().enumerate().take(width) {
+                    *v = column(off + c);
+                }
+                V::<S, E>::transpose(&mut tile[..lanes]);
             }
-            V::<S, E>::transpose(&mut tile[..lanes]);
+            let quad = shape.is_quad(b);
             for (i, v) in tile.iter().enumerate().take(count) {
                 if written >> i & 1 != 0 {
-                    // SAFETY: i < count, o + width ≤ n.
+                    // SAFETY: off + 4 = n for a quad, off + width ≤ n otherwise.
                     unsafe {
-                        let out = dst.add(i * n + o);
-                        if width == lanes {
+                        let out = dsts.start(i).add(off);
+                        if quad {
+                            E::store_quad(*v, out);
+                        } else if width == lanes {
                             E::store(*v, out);
                         } else {
                             E::store_partial(*v, out, width);

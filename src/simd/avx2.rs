@@ -695,12 +695,14 @@ unsafe fn half_pair_bits<const BF16: bool, const NAN: bool>(low: F32x8, high: F3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simd::tests::check_transpose_and_widen;
+    use crate::simd::tests::{check_quads, check_transpose_and_widen};
 
     #[test]
     fn transposes_and_widens() {
         let Some(isa) = Avx2::try_new() else { return };
         check_transpose_and_widen::<F32x8>(isa);
         check_transpose_and_widen::<F64x4>(isa);
+        check_quads::<F32x8>(isa);
+        check_quads::<F64x4>(isa);
     }
 }

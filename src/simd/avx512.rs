@@ -323,6 +323,32 @@ fn low_lanes(n: usize) -> u32 {
     (1u32 << n) - 1
 }
 
+/// Transposes the 4 × 4 matrix in every 128-bit block: afterwards element i of block b of
+/// `out[k]` is element k of block b of `v[i]`.
+///
+/// # Safety
+/// AVX-512F must be available (the callers hold a token).
+#[inline(always)]
+unsafe fn transpose_within_blocks(v: [__m512; 4]) -> [__m512; 4] {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let (ab_lo, ab_hi) = (
+            _mm512_unpacklo_ps(v[0], v[1]),
+            _mm512_unpackhi_ps(v[0], v[1]),
+        );
+        let (cd_lo, cd_hi) = (
+            _mm512_unpacklo_ps(v[2], v[3]),
+            _mm512_unpackhi_ps(v[2], v[3]),
+        );
+        [
+            _mm512_shuffle_ps::<0x44>(ab_lo, cd_lo),
+            _mm512_shuffle_ps::<0xEE>(ab_lo, cd_lo),
+            _mm512_shuffle_ps::<0x44>(ab_hi, cd_hi),
+            _mm512_shuffle_ps::<0xEE>(ab_hi, cd_hi),
+        ]
+    }
+}
+
 /// Transposes four groups of four 128-bit blocks: afterwards block b of `out[k]` is block k of
 /// `v[b]` (a 4 × 4 transpose whose elements are blocks), by two rounds of block shuffles.
 ///
@@ -539,16 +565,12 @@ impl FloatVec for F32x16 {
             // as on AVX2; q[g][k] then holds, in block b, column 4b + k of rows 4g .. 4g + 3.
             let mut q = [[_mm512_setzero_ps(); 4]; 4];
             for (g, group) in q.iter_mut().enumerate() {
-                let (a, b) = (v[4 * g].0, v[4 * g + 1].0);
-                let (c, d) = (v[4 * g + 2].0, v[4 * g + 3].0);
-                let (ab_lo, ab_hi) = (_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
-                let (cd_lo, cd_hi) = (_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
-                *group = [
-                    _mm512_shuffle_ps::<0x44>(ab_lo, cd_lo),
-                    _mm512_shuffle_ps::<0xEE>(ab_lo, cd_lo),
-                    _mm512_shuffle_ps::<0x44>(ab_hi, cd_hi),
-                    _mm512_shuffle_ps::<0xEE>(ab_hi, cd_hi),
-                ];
+                *group = transpose_within_blocks([
+                    v[4 * g].0,
+                    v[4 * g + 1].0,
+                    v[4 * g + 2].0,
+                    v[4 * g + 3].0,
+                ]);
             }
             // Column 4b + k: block g is block b of q[g][k].
             for k in 0..4 {
@@ -556,6 +578,48 @@ impl FloatVec for F32x16 {
                 for (b, &c) in cols.iter().enumerate() {
                     v[4 * b + k] = Self(c);
                 }
+            }
+        }
+    }
+    const QUAD_TILES: bool = true;
+    #[inline(always)]
+    unsafe fn load_quad(_: Avx512, ptr: *const f32) -> Self {
+        // SAFETY: the caller guarantees 4 readable values; the token proves AVX-512F.
+        Self(unsafe { _mm512_zextps128_ps512(_mm_loadu_ps(ptr)) })
+    }
+    #[inline(always)]
+    unsafe fn store_quad(self, ptr: *mut f32) {
+        // SAFETY: the caller guarantees 4 writable values; `self` proves AVX-512F.
+        unsafe { _mm_storeu_ps(ptr, _mm512_castps512_ps128(self.0)) }
+    }
+    #[inline(always)]
+    fn transpose_quads(rows: &[Self]) -> [Self; 4] {
+        let rows = &rows[..16];
+        // SAFETY: see the comment above this impl.
+        unsafe {
+            // z[k] holds in block g row 4g + k's values (block 0 of each row), by three block
+            // shuffles; then a 4 × 4 transpose within every block.
+            let mut z = [_mm512_setzero_ps(); 4];
+            for (k, z) in z.iter_mut().enumerate() {
+                let low = _mm512_shuffle_f32x4::<0x00>(rows[k].0, rows[4 + k].0);
+                let high = _mm512_shuffle_f32x4::<0x00>(rows[8 + k].0, rows[12 + k].0);
+                *z = _mm512_shuffle_f32x4::<0x88>(low, high);
+            }
+            transpose_within_blocks(z).map(Self)
+        }
+    }
+    #[inline(always)]
+    fn untranspose_quads(columns: [Self; 4], rows: &mut [Self]) {
+        let rows = &mut rows[..16];
+        // SAFETY: see the comment above this impl.
+        unsafe {
+            // Block g of z[k]: row 4g + k's four values, moved to block 0 of that row.
+            let z = transpose_within_blocks(columns.map(|c| c.0));
+            for (k, &z) in z.iter().enumerate() {
+                rows[k] = Self(z);
+                rows[4 + k] = Self(_mm512_shuffle_f32x4::<0x01>(z, z));
+                rows[8 + k] = Self(_mm512_shuffle_f32x4::<0x02>(z, z));
+                rows[12 + k] = Self(_mm512_shuffle_f32x4::<0x03>(z, z));
             }
         }
     }
@@ -805,7 +869,7 @@ impl FloatVec for F64x8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simd::tests::check_transpose_and_widen;
+    use crate::simd::tests::{check_quads, check_transpose_and_widen};
 
     #[test]
     fn widens_every_bfloat16_pattern_exactly() {
@@ -874,5 +938,7 @@ mod tests {
         let Some(isa) = Avx512::try_new() else { return };
         check_transpose_and_widen::<F32x16>(isa);
         check_transpose_and_widen::<F64x8>(isa);
+        check_quads::<F32x16>(isa);
+        check_quads::<F64x8>(isa);
     }
 }

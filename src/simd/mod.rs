@@ -348,6 +348,54 @@ pub trait FloatVec: Copy + Debug {
     /// `v[r]` was (rows of a batch become columns, one row per lane, and back).
     fn transpose(v: &mut [Self]);
 
+    /// Whether [`FloatVec::transpose_quads`] and [`FloatVec::untranspose_quads`] cost much less
+    /// than a whole [`FloatVec::transpose`]: a batch of short rows then moves the few columns
+    /// past its last whole tile four at a time (20 columns on 16 lanes: one 16 × 4 tile instead
+    /// of a second 16 × 16 one overlapping the first).
+    const QUAD_TILES: bool = false;
+
+    /// Loads four values into lanes 0..4 (the other lanes unspecified), for
+    /// [`FloatVec::transpose_quads`]; a plain load of their width, never one that spans a
+    /// whole vector (a masked store of four lanes at a row's end crossed a cache line for
+    /// most rows and ran the 20-column softmax 20 % slower).
+    ///
+    /// # Safety
+    /// `ptr` valid for reading four values; `LANES ≥ 4`.
+    #[inline(always)]
+    unsafe fn load_quad(isa: Self::Isa, ptr: *const Self::Real) -> Self {
+        // SAFETY: forwarded.
+        unsafe { Self::load_partial(isa, ptr, 4, Self::Real::ZERO) }
+    }
+
+    /// Stores lanes 0..4 (see [`FloatVec::load_quad`]).
+    ///
+    /// # Safety
+    /// `ptr` valid for writing four values; `LANES ≥ 4`.
+    #[inline(always)]
+    unsafe fn store_quad(self, ptr: *mut Self::Real) {
+        // SAFETY: forwarded.
+        unsafe { self.store_partial(ptr, 4) }
+    }
+
+    /// Four columns of `LANES ≥ 4` rows: lanes 0..4 of `rows[r]` hold row r's four values (its
+    /// other lanes are ignored); lane r of column `k` is lane k of `rows[r]`.
+    #[inline(always)]
+    fn transpose_quads(rows: &[Self]) -> [Self; 4] {
+        let mut tile = [rows[0]; 16];
+        tile[..Self::LANES].copy_from_slice(&rows[..Self::LANES]);
+        Self::transpose(&mut tile[..Self::LANES]);
+        [tile[0], tile[1], tile[2], tile[3]]
+    }
+
+    /// The inverse of [`FloatVec::transpose_quads`]: lanes 0..4 of `rows[r]` become lane r of
+    /// the four columns (its other lanes are unspecified).
+    #[inline(always)]
+    fn untranspose_quads(columns: [Self; 4], rows: &mut [Self]) {
+        let rows = &mut rows[..Self::LANES];
+        rows[..4].copy_from_slice(&columns);
+        Self::transpose(rows);
+    }
+
     /// `acc[i] += lane i` in f64, for the first `LANES` entries of `acc`.
     fn add_lanes_f64(self, acc: &mut [f64]);
 }
@@ -497,6 +545,56 @@ pub(crate) mod tests {
         for (r, row) in rows.iter().enumerate() {
             let expected = 0.5 + row[..lanes].iter().map(|x| x.to_f64()).sum::<f64>();
             assert_eq!(sum[r], expected, "row {r}");
+        }
+    }
+
+    /// `V::transpose_quads` turns lanes 0..4 of each row into four columns and
+    /// `V::untranspose_quads` turns them back (other lanes of the rows hold NaN: ignored).
+    pub(crate) fn check_quads<V: FloatVec>(isa: V::Isa) {
+        const MAX: usize = 16;
+        let lanes = V::LANES;
+        assert!((4..=MAX).contains(&lanes));
+        let value = |r: usize, c: usize| ((r * 7 + c * 3) % 13) as f64 * 0.5 - 3.0;
+        let rows: Vec<[V::Real; MAX]> = (0..lanes)
+            .map(|r| {
+                core::array::from_fn(|c| {
+                    V::Real::from_f64(if c < 4 { value(r, c) } else { f64::NAN })
+                })
+            })
+            .collect();
+        // SAFETY: each row holds MAX ≥ LANES values.
+        let v: Vec<V> = rows
+            .iter()
+            .map(|r| unsafe { V::load(isa, r.as_ptr()) })
+            .collect();
+        let columns = V::transpose_quads(&v);
+        for (c, column) in columns.iter().enumerate() {
+            let mut got = [V::Real::ZERO; MAX];
+            // SAFETY: got holds MAX ≥ LANES values.
+            unsafe { column.store(got.as_mut_ptr()) };
+            for (r, got) in got.iter().enumerate().take(lanes) {
+                assert_eq!(got.to_f64(), value(r, c), "row {r}, column {c}");
+            }
+        }
+        let mut back = vec![V::splat(isa, V::Real::ZERO); lanes];
+        V::untranspose_quads(columns, &mut back);
+        for (r, row) in back.iter().enumerate() {
+            // Four values stored, the fifth left alone.
+            let mut got = [V::Real::from_f64(7.0); 5];
+            // SAFETY: got holds five values.
+            unsafe { row.store_quad(got.as_mut_ptr()) };
+            for (c, got) in got.iter().enumerate().take(4) {
+                assert_eq!(got.to_f64(), value(r, c), "back: row {r}, column {c}");
+            }
+            assert_eq!(got[4].to_f64(), 7.0, "row {r}: a fifth value stored");
+            // SAFETY: got holds four values.
+            let reloaded = unsafe { V::load_quad(isa, got.as_ptr()) };
+            let mut lanes_back = [V::Real::ZERO; MAX];
+            // SAFETY: MAX ≥ LANES values.
+            unsafe { reloaded.store(lanes_back.as_mut_ptr()) };
+            for (c, got) in lanes_back.iter().enumerate().take(4) {
+                assert_eq!(got.to_f64(), value(r, c), "load_quad: row {r}");
+            }
         }
     }
 
