@@ -1713,13 +1713,13 @@ impl SmallShape {
     }
 }
 
-/// Loads a batch of short rows (`rows[i]`, valid for reading `n` elements each; `rows.len()
-/// == LANES`) column-major into `columns`: each tile of LANES rows × LANES columns (or four,
-/// see `SmallShape`) is transposed, column j stored at j·LANES, and the columns from n up to a multiple of four
-/// hold −inf (never a maximum; their exact-argument terms are zeros). Returns each row's
-/// maximum (one per lane), each tile's by a tree (depth log2 LANES, not a chain of LANES).
-/// `max` skips a NaN in its first operand only: a row's NaN either reaches its maximum or its
-/// sums, where the callers find it.
+/// Loads a batch of short rows (`rows[i]`, valid for reading `n` elements each; `rows.len() ==
+/// LANES`) column-major into `columns`: each tile of LANES rows × LANES columns (or four, see
+/// `SmallShape`) is transposed, column j stored at j·LANES, and the columns from n up to a multiple
+/// of four hold −inf (never a maximum; their exact-argument terms are zeros). Returns each row's
+/// maximum (one per lane), each tile's by a tree (depth log2 LANES, not a chain of LANES). `max`
+/// skips a NaN in its first operand only: a row's NaN either reaches its maximum or its sums, where
+/// the callers find it.
 ///
 /// # Safety
 /// As above; `0 < n ≤ SMALL_VECTORS · LANES`; `columns` valid for writing

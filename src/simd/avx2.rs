@@ -304,6 +304,29 @@ impl FloatVec for F32x8 {
         Self(unsafe { _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(self.0))) })
     }
     #[inline(always)]
+    fn pow2_of_eighths(self) -> Self {
+        // SAFETY: see the comment above this impl.
+        unsafe {
+            let shifted = _mm256_slli_epi32::<20>(_mm256_castps_si256(self.0));
+            Self(_mm256_castsi256_ps(_mm256_and_si256(
+                shifted,
+                _mm256_set1_epi32(0x7F80_0000),
+            )))
+        }
+    }
+    #[inline(always)]
+    fn lookup8(self, _: Avx2, table: &[f32]) -> Self {
+        let t = &table[..8];
+        // SAFETY: see the comment above this impl (vpermps reads the low three index bits).
+        unsafe {
+            let entries = _mm256_setr_ps(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
+            Self(_mm256_permutevar8x32_ps(
+                entries,
+                _mm256_castps_si256(self.0),
+            ))
+        }
+    }
+    #[inline(always)]
     fn split_exponent(self) -> (Self, Self) {
         // SAFETY: see the comment above this impl.
         unsafe {
@@ -569,6 +592,24 @@ impl FloatVec for F64x4 {
     fn shl_mantissa(self) -> Self {
         // SAFETY: see the comment above the f32 impl.
         Self(unsafe { _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_castpd_si256(self.0))) })
+    }
+    #[inline(always)]
+    fn pow2_of_eighths(self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe {
+            let shifted = _mm256_slli_epi64::<49>(_mm256_castpd_si256(self.0));
+            Self(_mm256_castsi256_pd(_mm256_and_si256(
+                shifted,
+                _mm256_set1_epi64x(0x7FF0_0000_0000_0000),
+            )))
+        }
+    }
+    #[inline(always)]
+    fn lookup8(self, _: Avx2, table: &[f64]) -> Self {
+        // Lane by lane: no f64 exponential takes the table form (`Real::BASE_TABLE` is empty).
+        let lanes = lanes_f64(self.0).map(|x| table[(x.to_bits() & 7) as usize]);
+        // SAFETY: see the comment above the f32 impl.
+        Self(unsafe { _mm256_setr_pd(lanes[0], lanes[1], lanes[2], lanes[3]) })
     }
     #[inline(always)]
     fn split_exponent(self) -> (Self, Self) {

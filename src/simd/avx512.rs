@@ -499,6 +499,30 @@ impl FloatVec for F32x16 {
         // SAFETY: see the comment above this impl.
         Self(unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(self.0))) })
     }
+    #[inline(always)]
+    fn pow2_of_eighths(self) -> Self {
+        // SAFETY: see the comment above this impl.
+        unsafe {
+            let shifted = _mm512_slli_epi32::<20>(_mm512_castps_si512(self.0));
+            Self(_mm512_castsi512_ps(_mm512_and_si512(
+                shifted,
+                _mm512_set1_epi32(0x7F80_0000),
+            )))
+        }
+    }
+    #[inline(always)]
+    fn lookup8(self, _: Avx512, table: &[f32]) -> Self {
+        let t = &table[..8];
+        // SAFETY: see the comment above this impl. vpermps reads four index bits: the table
+        // twice over makes the fourth one irrelevant.
+        unsafe {
+            let entries = _mm512_setr_ps(
+                t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[0], t[1], t[2], t[3], t[4], t[5],
+                t[6], t[7],
+            );
+            Self(_mm512_permutexvar_ps(_mm512_castps_si512(self.0), entries))
+        }
+    }
     const NATIVE_SCALE: bool = true;
     #[inline(always)]
     fn scale_pow2(self, _: Avx512, n: Self) -> Self {
@@ -768,6 +792,26 @@ impl FloatVec for F64x8 {
     fn shl_mantissa(self) -> Self {
         // SAFETY: see the comment above the f32 impl.
         Self(unsafe { _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_castpd_si512(self.0))) })
+    }
+    #[inline(always)]
+    fn pow2_of_eighths(self) -> Self {
+        // SAFETY: see the comment above the f32 impl.
+        unsafe {
+            let shifted = _mm512_slli_epi64::<49>(_mm512_castpd_si512(self.0));
+            Self(_mm512_castsi512_pd(_mm512_and_si512(
+                shifted,
+                _mm512_set1_epi64(0x7FF0_0000_0000_0000),
+            )))
+        }
+    }
+    #[inline(always)]
+    fn lookup8(self, _: Avx512, table: &[f64]) -> Self {
+        let t = &table[..8];
+        // SAFETY: see the comment above the f32 impl (vpermpd reads three index bits).
+        unsafe {
+            let entries = _mm512_setr_pd(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
+            Self(_mm512_permutexvar_pd(_mm512_castpd_si512(self.0), entries))
+        }
     }
     const NATIVE_SCALE: bool = true;
     #[inline(always)]

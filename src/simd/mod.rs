@@ -107,6 +107,13 @@ pub trait Real:
     /// A cheaper polynomial of the same form for terms that are only summed (relative error
     /// about 2^-23 for f32, 2^-52 for f64).
     const EXP_POLY_SUM: &'static [Self];
+    /// The table form of [`exp::exp_from_base`](crate::simd::exp::exp_from_base) (f32; empty
+    /// for f64, which keeps the polynomial form): 2^(j/8) rounded to nearest, j = 0 … 7.
+    const BASE_TABLE: &'static [Self];
+    /// The same entries times 2^SCALE_SHIFT (exact), for the vectors that scale natively.
+    const BASE_TABLE_SCALED: &'static [Self];
+    /// c3, c2 of e^t ≈ 1 + t + c2·t² + c3·t³ on |t| ≤ ln2/16 (the table form's polynomial).
+    const BASE_TABLE_POLY: &'static [Self];
     /// Significand bits including the implicit one (24 or 53).
     const MANTISSA_DIGITS: u32;
 }
@@ -296,6 +303,15 @@ pub trait FloatVec: Copy + Debug {
     /// Reinterprets the bits as an integer, shifts left by the explicit mantissa width (23 or
     /// 52) and reinterprets back: turns `ROUND_MAGIC + bias + n` into `2^n`.
     fn shl_mantissa(self) -> Self;
+
+    /// 2^e from a sum that holds `ROUND_MAGIC/8 + bias + e + j/8` (rounded to eighths, 0 ≤ j
+    /// < 8): the bits shifted left by the mantissa width less three, the fraction's three bits
+    /// masked off (the table form of `exp::exp_from_base`).
+    fn pow2_of_eighths(self) -> Self;
+
+    /// `table[j]` in every lane, j the lane's three lowest bits read as an integer (`table`
+    /// has eight entries): one register permute on the vector paths.
+    fn lookup8(self, isa: Self::Isa, table: &[Self::Real]) -> Self;
 
     /// Whether [`FloatVec::scale_pow2`] is one instruction (AVX-512's `vscalefps`): the
     /// exponential then scales its result by 2^n directly instead of building 2^n from bits.

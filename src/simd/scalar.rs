@@ -204,6 +204,15 @@ macro_rules! scalar_vec {
                 <$t>::from_bits(self.to_bits().wrapping_shl($shift))
             }
             #[inline(always)]
+            fn pow2_of_eighths(self) -> Self {
+                // The exponent field's mask is the bit pattern of +inf.
+                <$t>::from_bits(self.to_bits().wrapping_shl($shift - 3) & <$t>::INFINITY.to_bits())
+            }
+            #[inline(always)]
+            fn lookup8(self, _: Scalar, table: &[$t]) -> Self {
+                table[(self.to_bits() & 7) as usize]
+            }
+            #[inline(always)]
             fn split_exponent(self) -> (Self, Self) {
                 let bits = self.to_bits();
                 let mantissa_mask = (1 << $shift) - 1;
