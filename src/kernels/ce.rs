@@ -663,12 +663,18 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
         terms.as_mut_ptr()
     };
     let overwrites_logits = core::ptr::eq(src, dst as *const E);
-    // In place, the exponential pass and the rescale share the next row's hints
-    // (`NextRowHint::shared`); the maximum's scan hints none (docs/performance.md, section 30).
+    // In place, the three passes share the next row's hints (`NextRowHint::shared`): for f32
+    // / f64 the maximum's scan takes the first quarter. Half-precision rows, bound by their
+    // arithmetic, measured slower with it (docs/performance.md, section 26).
+    let scan_quarters = if overwrites_logits && core::mem::size_of::<E>() != 2 {
+        1
+    } else {
+        0
+    };
     // SAFETY: src is valid for n elements; the slice is dropped before the first write.
     let (scan, gaps) = unsafe {
         let x = core::slice::from_raw_parts(src, n);
-        let scan = RowScan::new(isa, x, t);
+        let scan = RowScan::hinting(isa, x, t, scan_quarters);
         if !scan.regular(p) {
             return None;
         }
@@ -676,7 +682,7 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     };
     let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
     map.hint = if overwrites_logits {
-        NextRowHint::shared(n, false)
+        NextRowHint::shared(n, scan_quarters, false)
     } else {
         NextRowHint::whole(n)
     };
@@ -692,7 +698,7 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     // In place, the rescale hints the rest of the next row; out of place, the gradient
     // buffer's next row, which the next exponential pass writes.
     if overwrites_logits {
-        map.hint = NextRowHint::shared(n, true);
+        map.hint = NextRowHint::shared(n, scan_quarters, true);
     }
     let weights = if p.eps > 0.0 { p.weights } else { None };
     // SAFETY: as above; the stored terms are turned into gradient entries (in place where
@@ -1004,7 +1010,7 @@ impl<S: Isa, E: Element> GradMap<S, E> {
 /// contiguous), so that the next row's first read overlaps this row's arithmetic. A round
 /// over elements `[i, i + count)` hints the `count` elements of the next row from
 /// `from + i · quarters / 4` on: a pass hints the whole row (`quarters` 4) or shares it with
-/// the other passes (in place: none for the maximum's scan, 3 + 1 for the two others),
+/// the other passes (in place: 1 + 2 + 1 quarters for f32 / f64, 0 + 3 + 1 for halves),
 /// spreading the reads over more of the row's time (memory serves the hints at its own pace:
 /// bunched into one pass, they queue). A shared pass hints some lines more than once; the
 /// extra hints find them in flight or cached, and the hint count per round stays a constant,
@@ -1035,17 +1041,16 @@ impl NextRowHint {
         }
     }
 
-    /// In place: the first three quarters of the next row for the exponential pass, the last
-    /// one for the rescale, which take about three quarters and one quarter of the time of
-    /// the two passes over a cached row (docs/performance.md, sections 24 and 26). The
-    /// maximum's scan hints none: on the Zen 5, with the table-form exponential, a first
-    /// quarter there made f32 rows 10 % slower on one thread (section 30; on the Xeon of
-    /// section 26 it had helped f32), and half-precision rows were slower with it on both.
-    fn shared(n: usize, second: bool) -> Self {
+    /// In place, after the maximum's scan has hinted the first `scan` quarters of the next
+    /// row (0 or 1): the quarters up to the last for the exponential pass, the last one for
+    /// the rescale. The exponential pass takes about three quarters of the time of the two
+    /// passes over a cached row, the rescale one quarter (docs/performance.md, sections 24
+    /// and 26).
+    fn shared(n: usize, scan: usize, second: bool) -> Self {
         NextRowHint {
             ahead: n,
-            from: if second { n / 4 * 3 } else { 0 },
-            quarters: if second { 1 } else { 3 },
+            from: n / 4 * if second { 3 } else { scan },
+            quarters: if second { 1 } else { 3 - scan },
         }
     }
 
