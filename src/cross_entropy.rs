@@ -16,7 +16,7 @@
 
 use crate::element::{Element, VecOf};
 use crate::kernels::ce::{self, CeParams, RowForward};
-use crate::kernels::row::{Scale, Stats, SEGMENT, SMALL_VECTORS};
+use crate::kernels::row::{Scale, Stats, TermsRow, SEGMENT, SMALL_VECTORS};
 use crate::parallel::{self, SendPtr};
 use crate::simd::{FloatVec, Isa, Kernel, Real};
 use crate::Error;
@@ -847,9 +847,6 @@ fn p_f64<'a, R: Real>(p: &CeParams<'a, R>) -> CeParams<'a, f64> {
     }
 }
 
-/// The cache line the terms' scratch row is aligned to.
-const CACHE_LINE: usize = 64;
-
 /// The longest row whose f32 terms a half-precision fused task keeps in a scratch row (the
 /// cached path's own limit for f32 rows).
 const TERMS_LIMIT_BYTES: usize = crate::kernels::row::STORE_LIMIT_BYTES;
@@ -858,12 +855,8 @@ const TERMS_LIMIT_BYTES: usize = crate::kernels::row::STORE_LIMIT_BYTES;
 /// element types that cannot hold them (f16 / bf16: one exponential per entry, as in f32).
 struct RowScratch<E: Element> {
     capped: Vec<f64>,
-    /// Room for a row of terms from the first 64-byte boundary on (`terms_start`): every
-    /// AVX-512 vector of terms then fills one cache line, where a misaligned scratch split
-    /// each store and load in two (f16 fused in place ran 5-10 % slower on one thread,
-    /// docs/performance.md, section 31).
-    terms: Vec<E::Terms>,
-    terms_start: usize,
+    /// On a cache line (`TermsRow`).
+    terms: TermsRow<E::Terms>,
 }
 
 impl<E: Element> RowScratch<E> {
@@ -872,32 +865,22 @@ impl<E: Element> RowScratch<E> {
     fn new(cols: usize, fused: bool, capped: bool) -> Self {
         let terms_bytes = cols * core::mem::size_of::<E::Terms>();
         let scratch_terms = crate::kernels::row::terms_need_scratch::<E>();
-        let size = core::mem::size_of::<E::Terms>();
-        let terms = if fused && !capped && scratch_terms && terms_bytes <= TERMS_LIMIT_BYTES {
-            vec![<E::Terms as Element>::from_f64(0.0); cols + CACHE_LINE / size]
-        } else {
-            Vec::new()
-        };
-        // Elements up to the first line boundary (a Vec of f32 is aligned to 4 bytes at
-        // least, so the gap is a whole number of them; were it not, no skip).
-        let gap = (CACHE_LINE - terms.as_ptr() as usize % CACHE_LINE) % CACHE_LINE;
-        let terms_start = if terms.is_empty() || !gap.is_multiple_of(size) {
-            0
-        } else {
-            gap / size
-        };
         RowScratch {
             capped: if capped { vec![0f64; cols] } else { Vec::new() },
-            terms,
-            terms_start,
+            terms: TermsRow::new(
+                if fused && !capped && scratch_terms && terms_bytes <= TERMS_LIMIT_BYTES {
+                    cols
+                } else {
+                    0
+                },
+            ),
         }
     }
 
-    /// The terms' room from its first cache-line boundary: `cols` or more entries, or none
+    /// The terms' row from its first cache-line boundary: `cols` or more entries, or none
     /// where the task keeps no terms.
     fn aligned_terms(&mut self) -> &mut [E::Terms] {
-        let start = self.terms_start.min(self.terms.len());
-        &mut self.terms[start..]
+        self.terms.get()
     }
 }
 
@@ -1197,7 +1180,7 @@ mod tests {
             let mut scratch = RowScratch::<half::f16>::new(cols, true, false);
             let terms = scratch.aligned_terms();
             assert!(terms.len() >= cols);
-            assert_eq!(terms.as_ptr() as usize % CACHE_LINE, 0);
+            assert_eq!(terms.as_ptr() as usize % 64, 0);
             // f32 keeps its terms in the row itself; soft-capped rows take the general path.
             assert!(RowScratch::<f32>::new(cols, true, false)
                 .aligned_terms()

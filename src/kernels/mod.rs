@@ -331,14 +331,9 @@ pub(crate) unsafe fn run_rows<E: Element>(
     // output line would be read from memory before its first write, a third transfer that
     // streaming stores exist to avoid.
     let scratch_terms = stored && (row::terms_need_scratch::<E>() || stream);
-    let new_scratch = || -> Vec<E::Terms> {
-        if scratch_terms {
-            vec![<E::Terms as Element>::from_f64(0.0); cols]
-        } else {
-            Vec::new()
-        }
-    };
+    let new_scratch = || row::TermsRow::<E::Terms>::new(if scratch_terms { cols } else { 0 });
     parallel::map_indices_with(tasks, new_scratch, |terms, t| {
+        let terms = terms.get();
         let first = t * per_task;
         let n = per_task.min(rows - first);
         // Each task owns rows first..first + n: disjoint parts of dst and lse.

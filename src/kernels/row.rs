@@ -208,6 +208,42 @@ pub(crate) fn terms_need_scratch<E: Element>() -> bool {
     core::mem::size_of::<E>() != core::mem::size_of::<E::Terms>()
 }
 
+/// A scratch row of terms that starts on a cache line: every AVX-512 vector of terms then
+/// fills one line, where a row as `malloc` returns it (16 bytes past a line here) split each
+/// store and load of the passes in two (f16 fused in place ran 5–10 % slower on one thread,
+/// docs/performance.md, section 31).
+pub(crate) struct TermsRow<T> {
+    room: Vec<T>,
+    start: usize,
+}
+
+impl<T: Element> TermsRow<T> {
+    /// Room for `len` terms (none for 0).
+    pub(crate) fn new(len: usize) -> Self {
+        let size = core::mem::size_of::<T>();
+        let room = if len == 0 {
+            Vec::new()
+        } else {
+            vec![T::from_f64(0.0); len + CACHE_LINE / size]
+        };
+        // Elements up to the first line boundary (a Vec of f32 / f64 is aligned to its
+        // element at least, so the gap is a whole number of them; were it not, no skip).
+        let gap = (CACHE_LINE - room.as_ptr() as usize % CACHE_LINE) % CACHE_LINE;
+        let start = if room.is_empty() || !gap.is_multiple_of(size) {
+            0
+        } else {
+            gap / size
+        };
+        TermsRow { room, start }
+    }
+
+    /// The row from its first cache-line boundary: `len` or more entries, or none.
+    pub(crate) fn get(&mut self) -> &mut [T] {
+        let start = self.start.min(self.room.len());
+        &mut self.room[start..]
+    }
+}
+
 /// The maximum and Σ e^((x − max)/τ) of a stretch of a row.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Stats {
