@@ -876,12 +876,6 @@ impl<E: Element> RowScratch<E> {
             ),
         }
     }
-
-    /// The terms' row from its first cache-line boundary: `cols` or more entries, or none
-    /// where the task keeps no terms.
-    fn aligned_terms(&mut self) -> &mut [E::Terms] {
-        self.terms.get()
-    }
 }
 
 /// A group of rows on one thread, with the scratch rows it may use.
@@ -1096,7 +1090,7 @@ impl<E: Element> CeJob<'_, E> {
             {
                 // One exponential per entry where the row allows it (same results as below).
                 if let Some(f) =
-                    ce::row_fused(isa, src, dst, cols, t, g, &self.p, scratch.aligned_terms())
+                    ce::row_fused(isa, src, dst, cols, t, g, &self.p, scratch.terms.get())
                 {
                     *self.lse.add(r) = f.lse;
                     *self.loss.add(r) = f.loss;
@@ -1178,15 +1172,17 @@ mod tests {
     fn scratch_terms_start_on_a_cache_line() {
         for cols in [1, 17, 32000] {
             let mut scratch = RowScratch::<half::f16>::new(cols, true, false);
-            let terms = scratch.aligned_terms();
+            let terms = scratch.terms.get();
             assert!(terms.len() >= cols);
             assert_eq!(terms.as_ptr() as usize % 64, 0);
             // f32 keeps its terms in the row itself; soft-capped rows take the general path.
             assert!(RowScratch::<f32>::new(cols, true, false)
-                .aligned_terms()
+                .terms
+                .get()
                 .is_empty());
             assert!(RowScratch::<half::f16>::new(cols, true, true)
-                .aligned_terms()
+                .terms
+                .get()
                 .is_empty());
         }
     }

@@ -210,8 +210,8 @@ pub(crate) fn terms_need_scratch<E: Element>() -> bool {
 
 /// A scratch row of terms that starts on a cache line: every AVX-512 vector of terms then
 /// fills one line, where a row as `malloc` returns it (16 bytes past a line here) split each
-/// store and load of the passes in two (f16 fused in place ran 5–10 % slower on one thread,
-/// docs/performance.md, section 31).
+/// store and load of the passes in two (aligned, f16 fused in place took 7–15 % less time on
+/// one thread, docs/performance.md, section 31).
 pub(crate) struct TermsRow<T> {
     room: Vec<T>,
     start: usize,
@@ -226,18 +226,17 @@ impl<T: Element> TermsRow<T> {
         } else {
             vec![T::from_f64(0.0); len + CACHE_LINE / size]
         };
-        // Elements up to the first line boundary (a Vec of f32 / f64 is aligned to its
-        // element at least, so the gap is a whole number of them; were it not, no skip).
+        // Elements up to the first line boundary: a Vec is aligned to its element, so the
+        // gap is a whole number of them, and the spare entries cover it.
         let gap = (CACHE_LINE - room.as_ptr() as usize % CACHE_LINE) % CACHE_LINE;
-        let start = if room.is_empty() || !gap.is_multiple_of(size) {
-            0
-        } else {
-            gap / size
-        };
-        TermsRow { room, start }
+        TermsRow {
+            room,
+            start: gap / size,
+        }
     }
 
-    /// The row from its first cache-line boundary: `len` or more entries, or none.
+    /// The row from its first cache-line boundary: `len` or more entries, or none (an empty
+    /// room's dangling pointer may be off a line too).
     pub(crate) fn get(&mut self) -> &mut [T] {
         let start = self.start.min(self.room.len());
         &mut self.room[start..]
