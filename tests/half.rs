@@ -297,3 +297,87 @@ fn mean_over_a_million_rows() {
     big_batch::<f16>();
     big_batch::<bf16>();
 }
+
+/// The rows of a fused half-precision batch in place share a task's scratch row and hint each
+/// other's lines (and, in a trial of session 31, the maximum's scan of each row taken during
+/// the previous row's pass, which this test caught when broken): a batch must give bit for bit
+/// what its rows give one at a time, on every path, whatever the rows hold.
+#[test]
+fn batch_rows_match_rows_alone() {
+    for_each_path(|_| {
+        rows_alone_case::<f16>();
+        rows_alone_case::<bf16>();
+    });
+}
+
+fn rows_alone_case<E: Element>() {
+    let rows = 30;
+    for cols in [65, 97, 130, 1000, 4133] {
+        let mut x = values(rows * cols, cols as u64, 8.0);
+        let mut targets = vec![0i64; rows];
+        for (r, target) in targets.iter_mut().enumerate() {
+            let row = &mut x[r * cols..(r + 1) * cols];
+            let t = (r * 7919 + 3 * cols) % cols;
+            *target = t as i64;
+            match r % 10 {
+                // The row after a target 0 has its maximum at 0, the one entry the pass over
+                // the row before does not read with the others; the next, its NaN at the end.
+                0 => *target = 0,
+                1 => {
+                    *target = cols as i64 - 1;
+                    row[0] = 70000.0;
+                }
+                2 => row[cols - 1] = f64::NAN,
+                // The target ties with an earlier maximum (not correct), then is the only one.
+                3 => {
+                    row[t] = 70000.0;
+                    row[t / 2] = 70000.0;
+                }
+                4 => row[t] = 70000.0,
+                5 => *target = -100,
+                6 => row.fill(f64::NEG_INFINITY),
+                7 => row[(r * 31) % cols] = f64::INFINITY,
+                8 => row.iter_mut().for_each(|v| *v = -v.abs() - 1.0),
+                _ => row
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(j, v)| *v = if j % 3 == 0 { -0.0 } else { 0.0 }),
+            }
+        }
+        let x: Vec<E> = x.iter().map(|&v| E::from_f64(v)).collect();
+        let ce = xent::CrossEntropy::new().reduction(Reduction::Sum);
+        let mut batch = x.clone();
+        let all = ce
+            .forward_backward_inplace(&mut batch, cols, &targets)
+            .unwrap();
+        let mut correct = 0;
+        for r in 0..rows {
+            let mut alone = x[r * cols..(r + 1) * cols].to_vec();
+            let one = ce
+                .forward_backward_inplace(&mut alone, cols, &targets[r..r + 1])
+                .unwrap();
+            correct += one.correct;
+            let name = E::NAME;
+            assert_eq!(
+                all.row_losses[r].to_bits(),
+                one.row_losses[0].to_bits(),
+                "{name} {cols} columns, row {r}: loss {} alone {}",
+                all.row_losses[r],
+                one.row_losses[0]
+            );
+            assert_eq!(all.lse[r].to_bits(), one.lse[0].to_bits(), "{name} row {r}");
+            for (j, (a, b)) in batch[r * cols..(r + 1) * cols]
+                .iter()
+                .zip(&alone)
+                .enumerate()
+            {
+                assert_eq!(
+                    a.to_f64().to_bits(),
+                    b.to_f64().to_bits(),
+                    "{name} {cols} columns, row {r}, entry {j}"
+                );
+            }
+        }
+        assert_eq!(all.correct, correct, "{} {cols} columns", E::NAME);
+    }
+}
