@@ -311,7 +311,7 @@ fn batch_rows_match_rows_alone() {
 }
 
 fn rows_alone_case<E: Element>() {
-    let rows = 30;
+    let (rows, name) = (30, E::NAME);
     for cols in [65, 97, 130, 1000, 4133] {
         let mut x = values(rows * cols, cols as u64, 8.0);
         let mut targets = vec![0i64; rows];
@@ -320,8 +320,9 @@ fn rows_alone_case<E: Element>() {
             let t = (r * 7919 + 3 * cols) % cols;
             *target = t as i64;
             match r % 10 {
-                // The row after a target 0 has its maximum at 0, the one entry the pass over
-                // the row before does not read with the others; the next, its NaN at the end.
+                // Where a scan carried from the row before would be fragile: after a target
+                // 0 (the entry that row's pass skips), a maximum at 0; after a target C − 1,
+                // a NaN at the end.
                 0 => *target = 0,
                 1 => {
                     *target = cols as i64 - 1;
@@ -357,7 +358,6 @@ fn rows_alone_case<E: Element>() {
                 .forward_backward_inplace(&mut alone, cols, &targets[r..r + 1])
                 .unwrap();
             correct += one.correct;
-            let name = E::NAME;
             assert_eq!(
                 all.row_losses[r].to_bits(),
                 one.row_losses[0].to_bits(),
@@ -378,6 +378,6 @@ fn rows_alone_case<E: Element>() {
                 );
             }
         }
-        assert_eq!(all.correct, correct, "{} {cols} columns", E::NAME);
+        assert_eq!(all.correct, correct, "{name} {cols} columns");
     }
 }
