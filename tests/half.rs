@@ -381,3 +381,54 @@ fn rows_alone_case<E: Element>() {
         assert_eq!(all.correct, correct, "{name} {cols} columns");
     }
 }
+
+/// A fused half-precision row whose scan shows every entry within `exp::bounded_floor` (about
+/// −128) of the exponential's base skips the clamp and the zeroing; the other rows keep them.
+/// Rows spread to that floor and just past it, with one entry far below (−140, where AVX-512
+/// zeroes a term and the clamp matters elsewhere), a −inf, a maximum far from 0, and label
+/// smoothing: fused, in place, forward and backward agree bit for bit and match the oracle,
+/// on every path (`check_cross_entropy`).
+#[test]
+fn rows_near_the_exponential_floor() {
+    for_each_path(|_| {
+        floor_case::<f16>();
+        floor_case::<bf16>();
+    });
+}
+
+fn floor_case<E: Element>() {
+    let rows = 12;
+    for cols in [65, 130, 1000, 4133] {
+        let mut x = values(rows * cols, 3 * cols as u64, 1.0);
+        let targets: Vec<i64> = (0..rows).map(|r| ((r * 7919) % cols) as i64).collect();
+        for r in 0..rows {
+            let row = &mut x[r * cols..(r + 1) * cols];
+            let span = [126.0, 127.5, 128.0, 128.5, 129.0, 131.0][r % 6];
+            let top = if r < 6 { 0.5 } else { 300.0 };
+            for (j, v) in row.iter_mut().enumerate() {
+                // Spread over [top − span, top], both ends present.
+                *v = top - span * ((j * 37 + r) % cols) as f64 / (cols - 1) as f64;
+            }
+            row[(r * 13) % cols] = top - span;
+            row[(r * 17 + 1) % cols] = top;
+            match r % 4 {
+                1 => row[(r * 5 + 2) % cols] = top - 140.0,
+                2 => row[(r * 3 + 4) % cols] = f64::NEG_INFINITY,
+                _ => {}
+            }
+        }
+        let x: Vec<E> = x.iter().map(|&v| E::from_f64(v)).collect();
+        for eps in [0.0, 0.1] {
+            let case = CeCase {
+                reduction: Reduction::Sum,
+                ignore_index: -100,
+                weights: None,
+                label_smoothing: eps,
+                z_loss: 0.0,
+                softcap: None,
+                temperature: 1.0,
+            };
+            check_cross_entropy(&x, cols, &targets, &case, None);
+        }
+    }
+}

@@ -35,12 +35,12 @@
 //! Rows whose maximum is not finite (NaN, ±inf) or so large that the exponential degenerates
 //! take scalar code that applies the special-value rules directly.
 
-use super::reduce::max_scan_hinting;
+use super::reduce::range_scan_hinting;
 use super::row::{
     self, is_degenerate, splat, unscale, BaseTerm, ExpTerm, LaneSum, Scale, Stats, Tau, VecMap,
 };
 use crate::element::{Element, VecOf};
-use crate::simd::exp::{base_value, exp_base, pow2};
+use crate::simd::exp::{self, base_value, exp_base, pow2};
 use crate::simd::{FloatVec, Isa, Real};
 
 /// The options of a call, as the row kernels use them.
@@ -183,6 +183,7 @@ pub(crate) fn forward_from_stretches<S: Isa, E: Element>(
         right: right.max,
         xt,
         m: row_max(xt, others),
+        low: f64::NEG_INFINITY,
         nan: others.sum.is_nan() || xt.is_nan(),
     };
     if !scan.regular(p) {
@@ -681,6 +682,7 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
         (scan, smoothing_gaps(isa, x, scan.m, p))
     };
     let mut map = GradMap::<S, E>::new(isa, <E::Real as Real>::from_f64(scan.m), p);
+    map.set_bounded(scan.low);
     map.hint = if overwrites_logits {
         NextRowHint::shared(n, scan_quarters, false)
     } else {
@@ -749,6 +751,9 @@ struct RowScan {
     right: f64,
     xt: f64,
     m: f64,
+    /// A lower bound of the entries other than the target: their minimum for the half types,
+    /// −inf for the others (`reduce::range_scan_hinting`).
+    low: f64,
     nan: bool,
 }
 
@@ -762,12 +767,12 @@ impl RowScan {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn hinting<S: Isa, E: Element>(isa: S, x: &[E], t: usize, quarters: usize) -> RowScan {
         let (n, p) = (x.len(), x.as_ptr());
-        let (left, nan_l) = max_scan_hinting::<S, E, true>(
+        let (left, low_l, nan_l) = range_scan_hinting::<S, E, true>(
             isa,
             &x[..t],
             row::Lookahead::next_row(p, n, 0, 0, quarters),
         );
-        let (right, nan_r) = max_scan_hinting::<S, E, true>(
+        let (right, low_r, nan_r) = range_scan_hinting::<S, E, true>(
             isa,
             &x[t + 1..],
             row::Lookahead::next_row(p, n, 0, t + 1, quarters),
@@ -780,6 +785,7 @@ impl RowScan {
             right,
             xt,
             m: if xt > others { xt } else { others },
+            low: low_l.to_f64().min(low_r.to_f64()),
             nan: nan_l || nan_r || xt.is_nan(),
         }
     }
@@ -938,6 +944,10 @@ struct GradMap<S: Isa, E: Element> {
     /// unscaled and |m| small enough (`fast`), m itself otherwise.
     reference: f64,
     fast: bool,
+    /// On the base form, every entry lies at or above the reference + `exp::bounded_floor`
+    /// (the scan's minimum shows it for half-precision rows): the exponential needs neither
+    /// its clamp nor its zeroing. Set by the caller.
+    bounded: bool,
     /// Which lines of the next row a pass over this one hints.
     hint: NextRowHint,
     /// The two forms of the term (the row kernels' own): relative to the base, and exact.
@@ -961,6 +971,7 @@ impl<S: Isa, E: Element> GradMap<S, E> {
             isa,
             reference: k.map_or(m.to_f64(), base_value),
             fast: k.is_some(),
+            bounded: false,
             hint: NextRowHint::NONE,
             base: BaseTerm::new(isa, k.unwrap_or(zero)),
             exact: ExpTerm::new(isa, m, &p.sc),
@@ -975,6 +986,12 @@ impl<S: Isa, E: Element> GradMap<S, E> {
         self.neg_beta = splat::<S, E>(self.isa, <E::Real as Real>::from_f64(-f.beta));
     }
 
+    /// Whether the row's entries, all at least `low`, let the base form drop its zeroing.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    fn set_bounded(&mut self, low: f64) {
+        self.bounded = self.fast && low - self.reference >= exp::bounded_floor::<E::Real>();
+    }
+
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn term<const EXACT: bool>(&self, x: VecOf<S, E>) -> VecOf<S, E> {
         // Scaled rows, and |m| too large for the grid, take the exact form (τ = 1 in the
@@ -986,14 +1003,15 @@ impl<S: Isa, E: Element> GradMap<S, E> {
         }
     }
 
-    /// Four terms on the base form (the cached path's rounds of four vectors).
+    /// Four terms on the base form (the cached path's rounds of four vectors); `BOUNDED`: as
+    /// `exp::exp_from_base`, where `bounded` holds.
     #[cfg_attr(not(xent_unoptimized), inline(always))]
-    fn term_quad(&self, v: [VecOf<S, E>; 4]) -> [VecOf<S, E>; 4] {
-        self.base.apply_quad(v)
+    fn term_quad<const BOUNDED: bool>(&self, v: [VecOf<S, E>; 4]) -> [VecOf<S, E>; 4] {
+        self.base.apply_quad_in::<BOUNDED>(v)
     }
 
     #[cfg_attr(not(xent_unoptimized), inline(always))]
-    fn term_pair<const EXACT: bool>(
+    fn term_pair<const EXACT: bool, const BOUNDED: bool>(
         &self,
         a: VecOf<S, E>,
         b: VecOf<S, E>,
@@ -1001,7 +1019,7 @@ impl<S: Isa, E: Element> GradMap<S, E> {
         if EXACT {
             self.exact.apply_pair(a, b)
         } else {
-            self.base.apply_pair(a, b)
+            self.base.apply_pair_in::<BOUNDED>(a, b)
         }
     }
 }
@@ -1138,12 +1156,17 @@ unsafe fn stretch<S: Isa, E: Element, D: Element<Real = E::Real>, const MODE: u8
     end: usize,
     weights: Option<&[E::Real]>,
 ) -> f64 {
+    // Only the half types' scan finds the bound, and only the fused pass (STORE) takes it:
+    // one more copy of the loop for those, none for the others.
+    let bounded = E::HALF_INF_BITS.is_some() && MODE == STORE && f.bounded;
     // SAFETY: forwarded.
     unsafe {
-        if f.fast {
-            stretch_impl::<S, E, D, false, MODE>(f, src, dst, start, end, weights)
+        if bounded {
+            stretch_impl::<S, E, D, false, true, MODE>(f, src, dst, start, end, weights)
+        } else if f.fast {
+            stretch_impl::<S, E, D, false, false, MODE>(f, src, dst, start, end, weights)
         } else {
-            stretch_impl::<S, E, D, true, MODE>(f, src, dst, start, end, weights)
+            stretch_impl::<S, E, D, true, false, MODE>(f, src, dst, start, end, weights)
         }
     }
 }
@@ -1154,6 +1177,7 @@ unsafe fn stretch_impl<
     E: Element,
     D: Element<Real = E::Real>,
     const EXACT: bool,
+    const BOUNDED: bool,
     const MODE: u8,
 >(
     f: &GradMap<S, E>,
@@ -1199,7 +1223,7 @@ unsafe fn stretch_impl<
             f.hint.at(isa, src, i, 4 * lanes);
             // SAFETY: i + 4·lanes <= end.
             unsafe {
-                let e = f.term_quad([
+                let e = f.term_quad::<BOUNDED>([
                     E::load(isa, src.add(i)),
                     E::load(isa, src.add(i + lanes)),
                     E::load(isa, src.add(i + 2 * lanes)),
@@ -1217,8 +1241,10 @@ unsafe fn stretch_impl<
         f.hint.at(isa, src, i, 2 * lanes);
         // SAFETY: i + 2·lanes <= end.
         unsafe {
-            let (e0, e1) =
-                f.term_pair::<EXACT>(E::load(isa, src.add(i)), E::load(isa, src.add(i + lanes)));
+            let (e0, e1) = f.term_pair::<EXACT, BOUNDED>(
+                E::load(isa, src.add(i)),
+                E::load(isa, src.add(i + lanes)),
+            );
             sink::<S, E, D, MODE>(f, e0, dst, w_ptr, i, lanes);
             sink::<S, E, D, MODE>(f, e1, dst, w_ptr, i + lanes, lanes);
             sum.add(e0.add(e1), 2);
@@ -1227,7 +1253,8 @@ unsafe fn stretch_impl<
     }
     while i < end {
         let len = lanes.min(end - i);
-        // SAFETY: i + len <= end. Padding lanes hold x = −inf (e = 0), and are not stored.
+        // SAFETY: i + len <= end. Padding lanes hold x = −inf (e = 0), and are not stored;
+        // they lie below any bound, so the last vector keeps the clamp and the zeroing.
         unsafe {
             let e = f.term::<EXACT>(load_elems(isa, src.add(i), len, ninf));
             sink::<S, E, D, MODE>(f, e, dst, w_ptr, i, len);

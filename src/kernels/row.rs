@@ -827,39 +827,66 @@ impl<S: Isa, E: Element> BaseTerm<S, E> {
     }
 
     /// The argument clamped at the floor, where the exponential needs it (not with a native
-    /// scaling: `exp_from_base` zeroes every lane below the floor's exponent itself).
+    /// scaling: `exp_from_base` zeroes every lane below the floor's exponent itself; nor where
+    /// the caller knows every argument to lie at or above c + `exp::bounded_floor`).
     #[cfg_attr(not(xent_unoptimized), inline(always))]
-    fn clamp(&self, v: VecOf<S, E>) -> VecOf<S, E> {
-        if <VecOf<S, E> as FloatVec>::NATIVE_SCALE {
+    fn clamp<const BOUNDED: bool>(&self, v: VecOf<S, E>) -> VecOf<S, E> {
+        if BOUNDED || <VecOf<S, E> as FloatVec>::NATIVE_SCALE {
             v
         } else {
             self.floor.max(v)
         }
+    }
+
+    /// A term per lane; `BOUNDED` as in [`exp_from_base`]: every argument is known to lie at
+    /// or above c + `exp::bounded_floor`, and the clamp and the zeroing are left out.
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn apply_in<const BOUNDED: bool>(&self, v: VecOf<S, E>) -> VecOf<S, E> {
+        exp_from_base::<_, BOUNDED>(self.isa, self.clamp::<BOUNDED>(v), self.kc)
+    }
+
+    /// Two vectors of terms, as [`BaseTerm::apply_in`].
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn apply_pair_in<const BOUNDED: bool>(
+        &self,
+        a: VecOf<S, E>,
+        b: VecOf<S, E>,
+    ) -> (VecOf<S, E>, VecOf<S, E>) {
+        let x = Pair(self.clamp::<BOUNDED>(a), self.clamp::<BOUNDED>(b));
+        let Pair(ya, yb) = exp_from_base::<_, BOUNDED>(self.isa, x, Pair(self.kc, self.kc));
+        (ya, yb)
+    }
+
+    /// Four vectors of terms, as [`BaseTerm::apply_in`].
+    #[cfg_attr(not(xent_unoptimized), inline(always))]
+    pub(crate) fn apply_quad_in<const BOUNDED: bool>(
+        &self,
+        v: [VecOf<S, E>; 4],
+    ) -> [VecOf<S, E>; 4] {
+        let x = Pair(
+            Pair(self.clamp::<BOUNDED>(v[0]), self.clamp::<BOUNDED>(v[1])),
+            Pair(self.clamp::<BOUNDED>(v[2]), self.clamp::<BOUNDED>(v[3])),
+        );
+        let kc = Pair(self.kc, self.kc);
+        let Pair(Pair(a, b), Pair(cc, d)) = exp_from_base::<_, BOUNDED>(self.isa, x, Pair(kc, kc));
+        [a, b, cc, d]
     }
 }
 
 impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, v: VecOf<S, E>) -> VecOf<S, E> {
-        exp_from_base(self.isa, self.clamp(v), self.kc)
+        self.apply_in::<false>(v)
     }
 
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply_pair(&self, a: VecOf<S, E>, b: VecOf<S, E>) -> (VecOf<S, E>, VecOf<S, E>) {
-        let x = Pair(self.clamp(a), self.clamp(b));
-        let Pair(ya, yb) = exp_from_base(self.isa, x, Pair(self.kc, self.kc));
-        (ya, yb)
+        self.apply_pair_in::<false>(a, b)
     }
 
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply_quad(&self, v: [VecOf<S, E>; 4]) -> [VecOf<S, E>; 4] {
-        let x = Pair(
-            Pair(self.clamp(v[0]), self.clamp(v[1])),
-            Pair(self.clamp(v[2]), self.clamp(v[3])),
-        );
-        let kc = Pair(self.kc, self.kc);
-        let Pair(Pair(a, b), Pair(cc, d)) = exp_from_base(self.isa, x, Pair(kc, kc));
-        [a, b, cc, d]
+        self.apply_quad_in::<false>(v)
     }
 }
 

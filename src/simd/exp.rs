@@ -22,8 +22,9 @@
 //!    largest finite value become +inf. Where the vectors scale natively (AVX-512's
 //!    `vscalefps`), the row statistics' exponentials scale by 2^n directly instead
 //!    (`sum_term`, bit for bit the same results), and so do the output passes' stored terms
-//!    (`exp_from_base`, a masked scaling that keeps the exact zeros; the same bits except on
-//!    terms below 2^-100, see there).
+//!    (`exp_from_base`, a masked scaling that keeps the exact zeros, or a plain one where the
+//!    caller knows no argument needs a zero; the same bits except on terms below 2^-100, see
+//!    there).
 //!
 //! Error: ≤ 1 ULP for every f32 input (tested exhaustively) and every f64 input tested.
 
@@ -389,10 +390,14 @@ fn exp_shifted<V: Arith, const SUM: bool>(isa: V::Isa, hi: V, lo: Option<V>, mag
 /// interval [−ln2/2, ln2/2]. With s = 2^(n + SCALE_SHIFT) the result is `fma(t·s, P(t), s)`,
 /// P(t) = (e^t − 1)/t, the leading 1 added exactly at the end. No subtraction x − c or
 /// x − (c + n·ln2) is on the dependency chain: three cycles shorter than reducing from the base.
+///
+/// `BOUNDED`: the caller knows every x to lie at or above c + [`bounded_floor`], where no
+/// term is one of the zeros, so the masked scaling (AVX-512) becomes a plain one, one
+/// compare less per vector; the bits are the same as without it for every such x.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, kc: V) -> V {
+pub(crate) fn exp_from_base<V: Arith, const BOUNDED: bool>(isa: V::Isa, x: V, kc: V) -> V {
     if !V::Real::BASE_TABLE.is_empty() {
-        return exp_from_base_table(isa, x, kc);
+        return exp_from_base_table::<V, BOUNDED>(isa, x, kc);
     }
     let magic = splat::<V>(isa, base_round_magic::<V::Real>());
     let biased = x.mul_add(splat(isa, V::Real::LOG2E), kc);
@@ -413,9 +418,7 @@ pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, kc: V) -> V {
         let shift = pow2::<f64>(V::Real::SCALE_SHIFT);
         let scaled = estrin(isa, t, t.mul(t), V::Real::EXP_POLY, true, shift);
         let one = splat::<V>(isa, V::Real::from_f64(shift));
-        let min_n = -(V::Real::EXP_BIAS - 1 + V::Real::SCALE_SHIFT);
-        let min_n = splat::<V>(isa, V::Real::from_f64(min_n as f64));
-        return t.mul_add(scaled, one).scale_pow2_from(isa, n, min_n);
+        return scale_above(isa, t.mul_add(scaled, one), n, BOUNDED);
     }
     // Inputs clamped at the floor (c + EXP_ZERO_SCALE_ARG) round n to −(EXP_BIAS +
     // SCALE_SHIFT): a zero scale and an exact 0, as in `exp_scaled` (hence the bits form of the
@@ -440,7 +443,7 @@ pub(crate) fn exp_from_base<V: Arith>(isa: V::Isa, x: V, kc: V) -> V {
 /// SCALE_SHIFT), where the floor rounds; the masked scaling zeroes every n/8 below
 /// −(EXP_BIAS + SCALE_SHIFT − 1).
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-fn exp_from_base_table<V: Arith>(isa: V::Isa, x: V, kc: V) -> V {
+fn exp_from_base_table<V: Arith, const BOUNDED: bool>(isa: V::Isa, x: V, kc: V) -> V {
     let magic = splat::<V>(isa, base_round_magic::<V::Real>());
     let biased = x.mul_add(splat(isa, V::Real::LOG2E), kc);
     let eighths = biased.sub(kc);
@@ -453,14 +456,33 @@ fn exp_from_base_table<V: Arith>(isa: V::Isa, x: V, kc: V) -> V {
         .mul_add(t, splat(isa, V::Real::ONE));
     if V::NATIVE_SCALE {
         let s = biased.lookup8(isa, V::Real::BASE_TABLE_SCALED);
-        let min_n = -(V::Real::EXP_BIAS - 1 + V::Real::SCALE_SHIFT);
-        let min_n = splat::<V>(isa, V::Real::from_f64(min_n as f64));
-        return s.mul(t).mul_add(q, s).scale_pow2_from(isa, n, min_n);
+        return scale_above(isa, s.mul(t).mul_add(q, s), n, BOUNDED);
     }
     let s = biased
         .lookup8(isa, V::Real::BASE_TABLE)
         .mul(biased.pow2_of_eighths());
     s.mul(t).mul_add(q, s)
+}
+
+/// `v` · 2^n (n rounded down) where 2^(n + SCALE_SHIFT) is normal, +0 below (NaN n kept):
+/// the native scaling of [`exp_from_base`]. `bounded`: no n lies below, and a plain scaling
+/// gives the same bits without the compare.
+#[cfg_attr(not(xent_unoptimized), inline(always))]
+fn scale_above<V: Arith>(isa: V::Isa, v: V, n: V, bounded: bool) -> V {
+    if bounded {
+        return v.scale_pow2(isa, n);
+    }
+    let min_n = -(V::Real::EXP_BIAS - 1 + V::Real::SCALE_SHIFT);
+    v.scale_pow2_from(isa, n, splat::<V>(isa, V::Real::from_f64(min_n as f64)))
+}
+
+/// The lowest x − c for which [`exp_from_base`] may take `BOUNDED`: four above
+/// EXP_ZERO_SCALE_ARG, where n lies about 4.8 above the lowest n whose 2^(n + SCALE_SHIFT) is
+/// normal (f32 and f64 alike), far more than the rounding of n or of c can take away. Rows of
+/// half-precision logits whose entries all lie there (their maximum's scan finds the minimum
+/// too) skip the zeroing.
+pub(crate) fn bounded_floor<R: Real>() -> f64 {
+    R::EXP_ZERO_SCALE_ARG.to_f64() + 4.0
 }
 
 /// MAGIC − k for the integer k of [`exp_base`]: the addend of [`exp_from_base`]'s rounding
@@ -594,8 +616,8 @@ mod tests {
                     same_bits::<$v, $t>(
                         isa,
                         &xs,
-                        |x| exp_from_base(isa, x, kcv),
-                        |x| exp_from_base(Scalar, x, kc),
+                        |x| exp_from_base::<_, false>(isa, x, kcv),
+                        |x| exp_from_base::<_, false>(Scalar, x, kc),
                         concat!(stringify!($t), " exp_from_base"),
                         true,
                     );
@@ -612,6 +634,63 @@ mod tests {
                     concat!(stringify!($t), " summing exp_scaled"),
                     false,
                 );
+            };
+        }
+        check!(f32, <Avx512 as Isa>::F32);
+        check!(f64, <Avx512 as Isa>::F64);
+    }
+
+    /// On AVX-512, `exp_from_base` with `BOUNDED` (a plain `vscalefps`) gives the bits of the
+    /// masked form at every argument from c + `bounded_floor` up, in f32 and f64, and the
+    /// masked form zeroes an argument below EXP_ZERO_SCALE_ARG where the plain one leaves a
+    /// subnormal (the bound is needed).
+    #[test]
+    fn bounded_scaling_agrees_bit_for_bit() {
+        let Some(isa) = Avx512::try_new() else { return };
+        macro_rules! check {
+            ($t:ty, $v:ty) => {
+                let floor = bounded_floor::<$t>();
+                for m in [0.0, 1.5, -3.25, 87.0, -1000.0 / 512.0, 9000.0] {
+                    let k = exp_base::<$t>(m).unwrap();
+                    let base = base_value(k);
+                    let kcv = base_magic(isa, <$v as FloatVec>::splat(isa, k));
+                    let mut xs: Vec<$t> = gaps::<$t>()
+                        .iter()
+                        .map(|&d| (base + d) as $t)
+                        .filter(|&x| f64::from(x) - base >= floor)
+                        .collect();
+                    xs.truncate(xs.len() / 16 * 16);
+                    assert!(xs.len() > 10_000);
+                    for chunk in xs.chunks_exact(<$v as FloatVec>::LANES) {
+                        let (mut got, mut want) = ([0.0 as $t; 16], [0.0 as $t; 16]);
+                        // SAFETY: each chunk and each array holds at least LANES values.
+                        unsafe {
+                            let x = <$v as FloatVec>::load(isa, chunk.as_ptr());
+                            exp_from_base::<_, true>(isa, x, kcv).store(got.as_mut_ptr());
+                            exp_from_base::<_, false>(isa, x, kcv).store(want.as_mut_ptr());
+                        }
+                        for ((&x, g), w) in chunk.iter().zip(got).zip(want) {
+                            assert_eq!(
+                                g.to_bits(),
+                                w.to_bits(),
+                                "{} at x − c = {}",
+                                stringify!($t),
+                                f64::from(x) - base
+                            );
+                            assert!(w > 0.0);
+                        }
+                    }
+                    let below = [(base + <$t>::EXP_ZERO_SCALE_ARG as f64 - 1.0) as $t; 16];
+                    let (mut masked, mut plain) = ([1.0 as $t; 16], [0.0 as $t; 16]);
+                    // SAFETY: 16 values each.
+                    unsafe {
+                        let x = <$v as FloatVec>::load(isa, below.as_ptr());
+                        exp_from_base::<_, false>(isa, x, kcv).store(masked.as_mut_ptr());
+                        exp_from_base::<_, true>(isa, x, kcv).store(plain.as_mut_ptr());
+                    }
+                    assert_eq!(masked[0], 0.0);
+                    assert!(plain[0] > 0.0 && plain[0] < <$t>::MIN_POSITIVE);
+                }
             };
         }
         check!(f32, <Avx512 as Isa>::F32);
@@ -654,7 +733,7 @@ mod tests {
                 if f64::from(x) < base + min {
                     continue;
                 }
-                let got = f64::from(exp_from_base(Scalar, x, kc));
+                let got = f64::from(exp_from_base::<_, false>(Scalar, x, kc));
                 let want = (f64::from(x) - base).exp() * pow2::<f64>(f32::SCALE_SHIFT);
                 if want < pow2::<f64>(-100) {
                     continue;
@@ -698,7 +777,9 @@ mod tests {
         xs[15] = f32::NAN;
         let mut got = [0f32; 16];
         // SAFETY: 16 values each.
-        unsafe { exp_from_base(isa, V::load(isa, xs.as_ptr()), kc).store(got.as_mut_ptr()) };
+        unsafe {
+            exp_from_base::<_, false>(isa, V::load(isa, xs.as_ptr()), kc).store(got.as_mut_ptr())
+        };
         let unscale = pow2::<f32>(-f32::SCALE_SHIFT);
         for i in 0..15 {
             let want = cases[i % cases.len()].1;
