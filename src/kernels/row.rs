@@ -838,14 +838,8 @@ impl<S: Isa, E: Element> BaseTerm<S, E> {
         }
     }
 
-    /// A term per lane; `BOUNDED` as in [`exp_from_base`]: every argument is known to lie at
-    /// or above c + `exp::bounded_floor`, and the clamp and the zeroing are left out.
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    pub(crate) fn apply_in<const BOUNDED: bool>(&self, v: VecOf<S, E>) -> VecOf<S, E> {
-        exp_from_base::<_, BOUNDED>(self.isa, self.clamp::<BOUNDED>(v), self.kc)
-    }
-
-    /// Two vectors of terms, as [`BaseTerm::apply_in`].
+    /// Two vectors of terms; `BOUNDED` as in [`exp_from_base`]: every argument is known to
+    /// lie at or above c + `exp::bounded_floor`, and the clamp and the zeroing are left out.
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn apply_pair_in<const BOUNDED: bool>(
         &self,
@@ -857,7 +851,7 @@ impl<S: Isa, E: Element> BaseTerm<S, E> {
         (ya, yb)
     }
 
-    /// Four vectors of terms, as [`BaseTerm::apply_in`].
+    /// Four vectors of terms, as [`BaseTerm::apply_pair_in`].
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     pub(crate) fn apply_quad_in<const BOUNDED: bool>(
         &self,
@@ -876,7 +870,7 @@ impl<S: Isa, E: Element> BaseTerm<S, E> {
 impl<S: Isa, E: Element> VecMap<VecOf<S, E>> for BaseTerm<S, E> {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn apply(&self, v: VecOf<S, E>) -> VecOf<S, E> {
-        self.apply_in::<false>(v)
+        exp_from_base::<_, false>(self.isa, self.clamp::<false>(v), self.kc)
     }
 
     #[cfg_attr(not(xent_unoptimized), inline(always))]
