@@ -9,6 +9,7 @@
 //! cargo run --release --example throughput -- --store-limit 0   # softmax always recomputes
 //! cargo run --release --example throughput -- --mask 0.5   # half the classes are −inf
 //! cargo run --release --example throughput -- --label-smoothing 0.1   # cross-entropy option
+//! cargo run --release --example throughput -- --fresh   # in-place kernels on fresh logits
 //! ```
 //!
 //! It measures the streaming bandwidth itself first (read-only, copy, in-place read-modify-write,
@@ -17,6 +18,13 @@
 //! once; write the output once where there is one), that as a percentage of the matching
 //! measured limit, and the speedup over a plain three-pass Rust softmax with `f32::exp` /
 //! `f64::exp` (max pass, exp-and-sum pass, scale pass) run in the same process.
+//!
+//! The in-place kernels run, by default, on what their previous run left in the buffer (the
+//! traffic is the same). The values are not: a cross-entropy gradient with mean reduction is
+//! about 1/(rows · cols) per entry, which f16 rounds to zero, so repeated f16 runs see rows of
+//! zeros. `--fresh` copies the logits back before every timed run of an in-place kernel and
+//! then reads a buffer twice the size of a 32 MiB last-level cache (both untimed), so that
+//! each run starts, as a training step does, on fresh logits that come from memory.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -102,6 +110,8 @@ struct Options {
     mask: f64,
     /// The cross-entropy kernels' label smoothing ε.
     smoothing: f64,
+    /// In-place kernels start every timed run on the logits, evicted from the caches.
+    fresh: bool,
 }
 
 fn parse_args() -> Options {
@@ -115,6 +125,7 @@ fn parse_args() -> Options {
         quick: false,
         mask: 0.0,
         smoothing: 0.0,
+        fresh: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -182,6 +193,7 @@ fn parse_args() -> Options {
                 o.smoothing = val().parse().unwrap();
                 i += 1;
             }
+            "--fresh" => o.fresh = true,
             "--min-ms" => {
                 o.min_time = Duration::from_millis(val().parse().unwrap());
                 i += 1;
@@ -197,17 +209,35 @@ fn parse_args() -> Options {
 
 /// Best time of repeated runs, running for at least `min_time` (and at least 3 times).
 fn best_time(min_time: Duration, mut f: impl FnMut()) -> Duration {
-    f(); // warm up (page faults, caches, thread pool)
+    best_time_prepared(min_time, &mut (), |_| {}, |_| f())
+}
+
+/// [`best_time`] with `prepare` run on `state`, untimed, before every run of `f` on it.
+fn best_time_prepared<S: ?Sized>(
+    min_time: Duration,
+    state: &mut S,
+    mut prepare: impl FnMut(&mut S),
+    mut f: impl FnMut(&mut S),
+) -> Duration {
+    prepare(state);
+    f(state); // warm up (page faults, caches, thread pool)
     let start = Instant::now();
     let mut best = Duration::MAX;
     let mut runs = 0;
     while runs < 3 || start.elapsed() < min_time {
+        prepare(state);
         let t = Instant::now();
-        f();
+        f(state);
         best = best.min(t.elapsed());
         runs += 1;
     }
     best
+}
+
+/// Reads `buf` (64 MiB, twice this machine's last-level cache) so that whatever was cached
+/// before is evicted.
+fn evict_caches(buf: &[u64]) {
+    black_box(buf.iter().fold(0u64, |a, &b| a ^ b));
 }
 
 struct Bandwidth {
@@ -449,6 +479,11 @@ fn bench_dtype<E: PlainFloat>(o: &Options, bw: &[(usize, Bandwidth)], path: IsaP
             out: xent::Output::default(),
         };
         let bytes = (n * std::mem::size_of::<E>()) as f64;
+        let evict = if o.fresh {
+            vec![1u64; 8 << 20]
+        } else {
+            Vec::new()
+        };
         for &(threads, ref bw) in bw {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -462,11 +497,20 @@ fn bench_dtype<E: PlainFloat>(o: &Options, bw: &[(usize, Bandwidth)], path: IsaP
             for &k in &order {
                 let t = pool.install(|| {
                     let _g = xent::force_isa(path).unwrap();
-                    best_time(o.min_time, || {
-                        // softmax_inplace runs on `out`, which holds the previous run's
-                        // output: the same traffic as on fresh logits.
-                        run_kernel(k, &x, cols, &mut out, &mut lse, &mut ce)
-                    })
+                    // Without --fresh, the in-place kernels run on `out`, which holds the
+                    // previous run's output: the same traffic as on fresh logits.
+                    let fresh = o.fresh && matches!(k.traffic(), Traffic::ReadModifyWrite);
+                    best_time_prepared(
+                        o.min_time,
+                        &mut out[..],
+                        |out| {
+                            if fresh {
+                                out.copy_from_slice(&x);
+                                evict_caches(&evict);
+                            }
+                        },
+                        |out| run_kernel(k, &x, cols, out, &mut lse, &mut ce),
+                    )
                 });
                 let ms = t.as_secs_f64() * 1e3;
                 if k == Kernel::Plain {

@@ -706,20 +706,12 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     // SAFETY: as above; the stored terms are turned into gradient entries (in place where
     // `terms` is `dst`).
     unsafe {
-        // Backward (`passes_turn_back`): the stretch after the target first.
-        let stretches = if passes_turn_back::<E>() {
-            [(t + 1, n), (0, t)]
-        } else {
-            [(0, t), (t + 1, n)]
-        };
         if weights.is_none() && entries_are_bounded::<E>(&f) {
-            for (a, b) in stretches {
-                rescale_stretch::<S, E, false>(&map, terms, dst, a, b, None);
-            }
+            rescale_stretch::<S, E, false>(&map, terms, dst, 0, t, None);
+            rescale_stretch::<S, E, false>(&map, terms, dst, t + 1, n, None);
         } else {
-            for (a, b) in stretches {
-                rescale_stretch::<S, E, true>(&map, terms, dst, a, b, weights);
-            }
+            rescale_stretch::<S, E, true>(&map, terms, dst, 0, t, weights);
+            rescale_stretch::<S, E, true>(&map, terms, dst, t + 1, n, weights);
         }
         let others = s_others * f.shift;
         *dst.add(t) = E::from_f64(f.target_entry(others, scan.xt, p.sc.tau.inv));
@@ -751,20 +743,6 @@ pub(crate) fn takes_cached_path<E: Element>(n: usize, p: &CeParams<E::Real>) -> 
     p.sc.is_identity() && n * core::mem::size_of::<E>() <= row::STORE_LIMIT_BYTES
 }
 
-/// Whether a cached row's maximum scan and rescale run from the row's end to its start (the
-/// exponential pass, whose summation order is fixed, always runs forward). For the half
-/// types, whose terms go to an f32 scratch row (three times the row's bytes between the L1
-/// and the L2 cache on every pass), a backward scan leaves the row's first lines in the L1
-/// cache for the exponential pass, and a backward rescale starts on the terms and the lines
-/// that pass left there: f16 fused in place 5 % faster on one and two threads, bf16 the
-/// same. f32 / f64 rows, which hold their terms in place and stream from memory, ran about
-/// 6 % slower on one thread with it (docs/performance.md, section 34). Every result is the
-/// same either way: extremes and a NaN flag, and one fused multiply-add per entry.
-#[cfg_attr(not(xent_unoptimized), inline(always))]
-fn passes_turn_back<E: Element>() -> bool {
-    core::mem::size_of::<E::Terms>() != core::mem::size_of::<E>()
-}
-
 /// The first read of a row on the cached path: the maxima left and right of the target (NaN
 /// ignored, and recorded apart).
 #[derive(Copy, Clone)]
@@ -789,25 +767,16 @@ impl RowScan {
     #[cfg_attr(not(xent_unoptimized), inline(always))]
     fn hinting<S: Isa, E: Element>(isa: S, x: &[E], t: usize, quarters: usize) -> RowScan {
         let (n, p) = (x.len(), x.as_ptr());
-        let (left_hint, right_hint) = (
+        let (left, low_l, nan_l) = range_scan_hinting::<S, E, true>(
+            isa,
+            &x[..t],
             row::Lookahead::next_row(p, n, 0, 0, quarters),
+        );
+        let (right, low_r, nan_r) = range_scan_hinting::<S, E, true>(
+            isa,
+            &x[t + 1..],
             row::Lookahead::next_row(p, n, 0, t + 1, quarters),
         );
-        let ((left, low_l, nan_l), (right, low_r, nan_r)) = if passes_turn_back::<E>() {
-            // From the row's end to its start: the exponential pass then begins on lines the
-            // scan left in the L1 cache.
-            let right = range_scan_hinting::<S, E, true, true>(isa, &x[t + 1..], right_hint);
-            (
-                range_scan_hinting::<S, E, true, true>(isa, &x[..t], left_hint),
-                right,
-            )
-        } else {
-            let left = range_scan_hinting::<S, E, true, false>(isa, &x[..t], left_hint);
-            (
-                left,
-                range_scan_hinting::<S, E, true, false>(isa, &x[t + 1..], right_hint),
-            )
-        };
         let xt = x[t].to_f64();
         let (left, right) = (left.to_f64(), right.to_f64());
         let others = if left > right { left } else { right };
@@ -1333,17 +1302,9 @@ unsafe fn rescale_stretch<S: Isa, E: Element, const NAN: bool>(
     let lanes = VecOf::<S, E>::LANES;
     let zero = <E::Real as Real>::ZERO;
     let isa = f.isa;
-    // Whole vectors two per round, then the tail; backward, from the last round to the first
-    // (`passes_turn_back`).
-    let rounds = (end - start) / (2 * lanes);
-    for r in 0..rounds {
-        let i = start
-            + 2 * lanes
-                * if passes_turn_back::<E>() {
-                    rounds - 1 - r
-                } else {
-                    r
-                };
+    let mut i = start;
+    // Whole vectors two per round, then the tail.
+    while i + 2 * lanes <= end {
         f.hint.at(isa, dst, i, 2 * lanes);
         // SAFETY: i + 2·lanes <= end; forwarded validity.
         unsafe {
@@ -1354,8 +1315,8 @@ unsafe fn rescale_stretch<S: Isa, E: Element, const NAN: bool>(
             let (g0, g1) = (e0.mul_add(f.alpha, nb0), e1.mul_add(f.alpha, nb1));
             E::store_pair::<S, NAN>(isa, g0, g1, dst.add(i));
         }
+        i += 2 * lanes;
     }
-    let mut i = start + 2 * lanes * rounds;
     while i < end {
         let len = lanes.min(end - i);
         // SAFETY: i + len <= end; forwarded validity.

@@ -28,24 +28,15 @@ pub(crate) fn max_scan_hinting<S: Isa, E: Element, const TRACK_NAN: bool>(
     x: &[E],
     hint: Lookahead<E>,
 ) -> (E::Real, bool) {
-    let (max, _, nan) = range_scan_hinting::<S, E, TRACK_NAN, false>(isa, x, hint);
+    let (max, _, nan) = range_scan_hinting::<S, E, TRACK_NAN>(isa, x, hint);
     (max, nan)
 }
 
 /// [`max_scan_hinting`] with a lower bound of the values: (maximum, bound, NaN seen). The
 /// half-precision types' integer scan has their minimum for free (+inf for an empty slice);
 /// the others give −inf. With a NaN the bound is unspecified, as the maximum is.
-///
-/// `BACKWARD` reads the slice from its end to its start (the same results: the extremes and
-/// the NaN flag do not depend on the order), for a caller whose next pass starts at the
-/// front, so that it finds the front's lines still in the L1 cache.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-pub(crate) fn range_scan_hinting<
-    S: Isa,
-    E: Element,
-    const TRACK_NAN: bool,
-    const BACKWARD: bool,
->(
+pub(crate) fn range_scan_hinting<S: Isa, E: Element, const TRACK_NAN: bool>(
     isa: S,
     x: &[E],
     hint: Lookahead<E>,
@@ -55,7 +46,7 @@ pub(crate) fn range_scan_hinting<
         // SAFETY: a type with HALF_INF_BITS is a 16-bit pattern (half::f16, half::bf16 are
         // `repr(transparent)` over u16), so the slice is as many readable u16 values.
         let bits = unsafe { core::slice::from_raw_parts(x.as_ptr() as *const u16, x.len()) };
-        let (max, min, nan) = half_max_scan::<S, BACKWARD>(isa, bits, inf, hint.cast());
+        let (max, min, nan) = half_max_scan(isa, bits, inf, hint.cast());
         // SAFETY: as above, `max` and `min` are patterns of E.
         let (max, min) = unsafe {
             (
@@ -73,9 +64,8 @@ pub(crate) fn range_scan_hinting<
     let mut nan = init.is_nan();
     let n = x.len();
     let p = x.as_ptr();
-    let rounds = n / (4 * lanes);
-    for r in 0..rounds {
-        let i = 4 * lanes * if BACKWARD { rounds - 1 - r } else { r };
+    let mut i = 0;
+    while i + 4 * lanes <= n {
         hint.at(isa, i, 4 * lanes);
         // SAFETY: i + 4 * lanes <= n. (Four loads spelled out: `[_; 4].map` with a closure is
         // not always inlined into the dispatched code, and then each load is a call.)
@@ -93,8 +83,8 @@ pub(crate) fn range_scan_hinting<
             let any = VecOf::<S, E>::mask_or(v[0].either_nan(v[1]), v[2].either_nan(v[3]));
             nan = VecOf::<S, E>::mask_or(nan, any);
         }
+        i += 4 * lanes;
     }
-    let mut i = 4 * lanes * rounds;
     while i + lanes <= n {
         // SAFETY: i + lanes <= n.
         let v = unsafe { E::load(isa, p.add(i)) };
@@ -131,12 +121,7 @@ pub(crate) fn range_scan_hinting<
 /// magnitude, the largest unsigned pattern, when there is one, else the smallest pattern; +inf
 /// for an empty slice.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-fn half_max_scan<S: Isa, const BACKWARD: bool>(
-    isa: S,
-    bits: &[u16],
-    inf: u16,
-    hint: Lookahead<u16>,
-) -> (u16, u16, bool) {
+fn half_max_scan<S: Isa>(isa: S, bits: &[u16], inf: u16, hint: Lookahead<u16>) -> (u16, u16, bool) {
     let neg_inf = inf | 0x8000;
     let lanes = S::BITS16_LANES;
     let n = bits.len();
@@ -144,9 +129,8 @@ fn half_max_scan<S: Isa, const BACKWARD: bool>(
     // Starts that every value replaces: i16::MIN (the pattern of −0, whose place the unsigned
     // minimum decides), −inf, and 0.
     let mut acc = isa.splat_extremes16([0x8000, neg_inf, 0]);
-    let rounds = n / (4 * lanes);
-    for r in 0..rounds {
-        let i = 4 * lanes * if BACKWARD { rounds - 1 - r } else { r };
+    let mut i = 0;
+    while i + 4 * lanes <= n {
         hint.at(isa, i, 4 * lanes);
         // SAFETY: i + 4·lanes <= n.
         unsafe {
@@ -155,8 +139,8 @@ fn half_max_scan<S: Isa, const BACKWARD: bool>(
             acc = isa.fold_extremes16(acc, p.add(i + 2 * lanes));
             acc = isa.fold_extremes16(acc, p.add(i + 3 * lanes));
         }
+        i += 4 * lanes;
     }
-    let mut i = 4 * lanes * rounds;
     while i + lanes <= n {
         // SAFETY: i + lanes <= n.
         acc = unsafe { isa.fold_extremes16(acc, p.add(i)) };
@@ -258,13 +242,7 @@ mod tests {
                         E::from_f64(v)
                     })
                     .collect();
-                let (max, low, nan) =
-                    range_scan_hinting::<S, E, true, false>(isa, &x, Lookahead::NONE);
-                let back = range_scan_hinting::<S, E, true, true>(isa, &x, Lookahead::NONE);
-                assert_eq!(
-                    (back.0.to_f64(), back.1.to_f64(), back.2),
-                    (max.to_f64(), low.to_f64(), nan)
-                );
+                let (max, low, nan) = range_scan_hinting::<S, E, true>(isa, &x, Lookahead::NONE);
                 assert!(!nan);
                 let want = x.iter().map(|v| v.to_f64()).fold(f64::INFINITY, f64::min);
                 let want_max = x
