@@ -115,24 +115,6 @@ pub trait Element:
         }
     }
 
-    /// [`Element::store_pair`] of lanes that are neither NaN nor subnormal in the compute
-    /// precision: the same bits, in fewer operations where a path's pair conversion would
-    /// flush subnormal lanes (bfloat16 on AVX512_BF16).
-    ///
-    /// # Safety
-    /// `ptr` must be valid for writing `2 · LANES` elements; no lane is NaN or subnormal.
-    #[doc(hidden)]
-    #[cfg_attr(not(xent_unoptimized), inline(always))]
-    unsafe fn store_pair_normal<S: Isa>(
-        isa: S,
-        low: VecOf<S, Self>,
-        high: VecOf<S, Self>,
-        ptr: *mut Self,
-    ) {
-        // SAFETY: forwarded from the caller (no NaN lane).
-        unsafe { Self::store_pair::<S, false>(isa, low, high, ptr) }
-    }
-
     /// [`Element::store_pair`] (with NaN lanes allowed) by non-temporal stores.
     ///
     /// # Safety
@@ -371,11 +353,6 @@ macro_rules! half_element {
             ) {
                 // SAFETY: forwarded from the caller.
                 unsafe { isa.store_half_pair::<$bf16, NAN>(low, high, ptr as *mut u16) }
-            }
-            #[cfg_attr(not(xent_unoptimized), inline(always))]
-            unsafe fn store_pair_normal<S: Isa>(isa: S, low: S::F32, high: S::F32, ptr: *mut Self) {
-                // SAFETY: forwarded from the caller.
-                unsafe { isa.store_half_pair_normal::<$bf16>(low, high, ptr as *mut u16) }
             }
             #[cfg_attr(not(xent_unoptimized), inline(always))]
             unsafe fn stream_pair<S: Isa>(isa: S, low: S::F32, high: S::F32, ptr: *mut Self) {

@@ -707,16 +707,11 @@ pub(crate) unsafe fn row_fused<S: Isa, E: Element>(
     // `terms` is `dst`).
     unsafe {
         if weights.is_none() && entries_are_bounded::<E>(&f) {
-            if entries_are_normal::<E>(&f, scan.low) {
-                rescale_stretch::<S, E, false, true>(&map, terms, dst, 0, t, None);
-                rescale_stretch::<S, E, false, true>(&map, terms, dst, t + 1, n, None);
-            } else {
-                rescale_stretch::<S, E, false, false>(&map, terms, dst, 0, t, None);
-                rescale_stretch::<S, E, false, false>(&map, terms, dst, t + 1, n, None);
-            }
+            rescale_stretch::<S, E, false>(&map, terms, dst, 0, t, None);
+            rescale_stretch::<S, E, false>(&map, terms, dst, t + 1, n, None);
         } else {
-            rescale_stretch::<S, E, true, false>(&map, terms, dst, 0, t, weights);
-            rescale_stretch::<S, E, true, false>(&map, terms, dst, t + 1, n, weights);
+            rescale_stretch::<S, E, true>(&map, terms, dst, 0, t, weights);
+            rescale_stretch::<S, E, true>(&map, terms, dst, t + 1, n, weights);
         }
         let others = s_others * f.shift;
         *dst.add(t) = E::from_f64(f.target_entry(others, scan.xt, p.sc.tau.inv));
@@ -738,24 +733,6 @@ fn entries_are_bounded<E: Element>(f: &GradFactors) -> bool {
     <E::Real as Real>::from_f64(2.0 * bound)
         .to_f64()
         .is_finite()
-}
-
-/// Whether every gradient entry α·e of a half-precision row without smoothing (β = 0) is a
-/// normal f32 value (or 0), given `low`, a lower bound of its entries other than the target
-/// (the half scans' minimum; −inf for the other types, which never take this): each stored
-/// term is 0 or at least e^(low − reference) · 2^SCALE_SHIFT (up to a relative 1e-6), so with a
-/// normal α and a quarter of that product still normal, no entry is subnormal. Such rows store
-/// their entries without the subnormal test of bfloat16's pair conversion
-/// (`Element::store_pair_normal`).
-#[cfg_attr(not(xent_unoptimized), inline(always))]
-fn entries_are_normal<E: Element>(f: &GradFactors, low: f64) -> bool {
-    let tiny = <E::Real as Real>::MIN_POSITIVE.to_f64();
-    let shift = crate::simd::exp::pow2::<f64>(<E::Real as Real>::SCALE_SHIFT);
-    let least = f.alpha.abs() * (low - f.reference).exp() * shift;
-    E::HALF_INF_BITS.is_some()
-        && f.beta == 0.0
-        && f.alpha.abs() >= 2.0 * tiny
-        && least >= 4.0 * tiny
 }
 
 /// Whether a row of `n` entries takes the cached path: a read-only pass for its maximum (and
@@ -1307,16 +1284,13 @@ unsafe fn neg_beta<S: Isa, E: Element>(
     }
 }
 
-/// Turns the terms stored over `[start, end)` into gradient entries α·e − β_j. `NAN` false:
-/// no entry is NaN; `NORMAL` (with `NAN` false): none is subnormal either
-/// ([`entries_are_normal`]), and the pairs are stored by [`Element::store_pair_normal`].
+/// Turns the terms stored over `[start, end)` into gradient entries α·e − β_j.
 ///
 /// # Safety
 /// `terms` valid for reading and `dst` for writing `end` elements (the same memory, or
-/// disjoint); `weights`, when given, has `end` or more entries; no entry is NaN unless `NAN`,
-/// and none subnormal with `NORMAL`.
+/// disjoint); `weights`, when given, has `end` or more entries.
 #[cfg_attr(not(xent_unoptimized), inline(always))]
-unsafe fn rescale_stretch<S: Isa, E: Element, const NAN: bool, const NORMAL: bool>(
+unsafe fn rescale_stretch<S: Isa, E: Element, const NAN: bool>(
     f: &GradMap<S, E>,
     terms: *const E::Terms,
     dst: *mut E,
@@ -1339,11 +1313,7 @@ unsafe fn rescale_stretch<S: Isa, E: Element, const NAN: bool, const NORMAL: boo
             let nb0 = neg_beta(f, w_ptr, i, lanes);
             let nb1 = neg_beta(f, w_ptr, i + lanes, lanes);
             let (g0, g1) = (e0.mul_add(f.alpha, nb0), e1.mul_add(f.alpha, nb1));
-            if NORMAL {
-                E::store_pair_normal::<S>(isa, g0, g1, dst.add(i));
-            } else {
-                E::store_pair::<S, NAN>(isa, g0, g1, dst.add(i));
-            }
+            E::store_pair::<S, NAN>(isa, g0, g1, dst.add(i));
         }
         i += 2 * lanes;
     }

@@ -174,23 +174,6 @@ pub trait Isa: Copy + Send + Sync + Debug + 'static {
         }
     }
 
-    /// [`Isa::store_half_pair`] of lanes that are neither NaN nor subnormal (as f32): the
-    /// same bits, without the test for subnormal lanes that AVX512_BF16's pair conversion
-    /// (which flushes them to zero) needs otherwise.
-    ///
-    /// # Safety
-    /// As [`Isa::store_half_pair`]; no lane of `low` or `high` is NaN or subnormal.
-    #[inline(always)]
-    unsafe fn store_half_pair_normal<const BF16: bool>(
-        self,
-        low: Self::F32,
-        high: Self::F32,
-        ptr: *mut u16,
-    ) {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.store_half_pair::<BF16, false>(low, high, ptr) }
-    }
-
     /// [`Isa::store_half_pair`] (NaN lanes allowed) by a non-temporal store: the same bits.
     /// Paths without one store plainly.
     ///
